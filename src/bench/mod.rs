@@ -1,0 +1,1 @@
+//! The benchmark engine shared by `vecprop bench` and the criterion benches.

@@ -1,0 +1,40 @@
+//! The CPU backend: ndarray arrays, a multi-threaded GEMM, and a one-pass epilogue.
+
+mod dense;
+mod epilogue;
+mod gemm;
+mod plan;
+
+pub use dense::dense_forward;
+pub use plan::CpuPlan;
+
+/// The host's cores.
+#[derive(Clone, Debug)]
+pub struct CpuDevice {
+    threads: usize,
+}
+
+impl CpuDevice {
+    /// Uses every thread of rayon's global pool (set `RAYON_NUM_THREADS` to limit it).
+    pub fn new() -> Self {
+        CpuDevice {
+            threads: rayon::current_num_threads().max(1),
+        }
+    }
+
+    /// Worker threads the backend splits work across.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// For example `cpu (2 threads)`.
+    pub fn name(&self) -> String {
+        format!("cpu ({} threads)", self.threads)
+    }
+}
+
+impl Default for CpuDevice {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,119 @@
+//! A network compiled for the CPU.
+
+use std::sync::Mutex;
+
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+
+use super::dense::dense_forward;
+use super::CpuDevice;
+use crate::activation::Activation;
+use crate::error::Result;
+use crate::graph::network::Network;
+use crate::graph::plan::PlanOptions;
+
+struct CpuLayer {
+    weight: Array2<f32>,
+    bias: Vec<f32>,
+    activation: Activation,
+}
+
+/// Two activation buffers, each `max_batch × widest layer`; layer i writes one and
+/// layer i+1 reads it and writes the other.
+struct PingPong {
+    buffers: [Vec<f32>; 2],
+}
+
+/// The CPU half of a [`Plan`](crate::Plan). f16 and bf16 models compute in f32.
+pub struct CpuPlan {
+    layers: Vec<CpuLayer>,
+    threads: usize,
+    scratch_len: usize,
+    /// Idle buffer pairs. A call takes one (or makes one, the first time a thread is
+    /// concurrent) and gives it back, so the lock is held only for a push or a pop.
+    idle: Mutex<Vec<PingPong>>,
+}
+
+impl CpuPlan {
+    pub(crate) fn new(
+        device: &CpuDevice,
+        network: &Network,
+        options: &PlanOptions,
+    ) -> Result<Self> {
+        let layers = network
+            .layers()
+            .iter()
+            .map(|layer| CpuLayer {
+                weight: layer.weight().clone(),
+                bias: layer.bias().to_vec(),
+                activation: layer.activation(),
+            })
+            .collect();
+        let scratch_len = options.max_batch * network.max_width();
+        let first = PingPong {
+            buffers: [vec![0.0; scratch_len], vec![0.0; scratch_len]],
+        };
+        Ok(CpuPlan {
+            layers,
+            threads: device.threads(),
+            scratch_len,
+            idle: Mutex::new(vec![first]),
+        })
+    }
+
+    /// Runs every layer on `input` (at most `max_batch` rows); the last writes `output`.
+    pub(crate) fn run(
+        &self,
+        input: ArrayView2<'_, f32>,
+        mut output: ArrayViewMut2<'_, f32>,
+    ) -> Result<()> {
+        let rows = input.nrows();
+        let mut scratch = self.take_scratch();
+        let [front, back] = &mut scratch.buffers;
+        let (mut read, mut write): (&mut Vec<f32>, &mut Vec<f32>) = (front, back);
+        let last = self.layers.len() - 1;
+        for (index, layer) in self.layers.iter().enumerate() {
+            let units = layer.weight.ncols();
+            let inputs = layer.weight.nrows();
+            let source = if index == 0 {
+                input
+            } else {
+                ArrayView2::from_shape((rows, inputs), &read[..rows * inputs])
+                    .expect("scratch holds max_batch x widest layer")
+            };
+            let target = if index == last {
+                output.view_mut()
+            } else {
+                ArrayViewMut2::from_shape((rows, units), &mut write[..rows * units])
+                    .expect("scratch holds max_batch x widest layer")
+            };
+            dense_forward(
+                source,
+                layer.weight.view(),
+                &layer.bias,
+                layer.activation,
+                target,
+                self.threads,
+            );
+            std::mem::swap(&mut read, &mut write);
+        }
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(scratch);
+        Ok(())
+    }
+
+    fn take_scratch(&self) -> PingPong {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        idle.unwrap_or_else(|| PingPong {
+            buffers: [vec![0.0; self.scratch_len], vec![0.0; self.scratch_len]],
+        })
+    }
+
+    pub(crate) fn kernel_choices(&self) -> Vec<String> {
+        self.layers
+            .iter()
+            .map(|_| format!("cpu gemm + bias/act epilogue ({} threads)", self.threads))
+            .collect()
+    }
+}

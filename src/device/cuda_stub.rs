@@ -1,0 +1,64 @@
+//! The CUDA types of a build without the `cuda` feature.
+//!
+//! They keep the names and signatures of the real backend so that the rest of the crate
+//! compiles unchanged, but none can be constructed: each is an empty enum, and every entry
+//! point returns [`Error::CudaNotBuilt`].
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::graph::network::Network;
+use crate::graph::plan::PlanOptions;
+
+/// A GPU. Uninhabited in this build.
+#[derive(Clone, Debug)]
+pub enum CudaDevice {}
+
+impl CudaDevice {
+    /// Always [`Error::CudaNotBuilt`].
+    pub fn new(_ordinal: usize) -> Result<Self> {
+        Err(Error::CudaNotBuilt)
+    }
+
+    /// Unreachable: no value of this type exists.
+    pub fn name(&self) -> String {
+        match *self {}
+    }
+
+    /// Unreachable: no value of this type exists.
+    pub fn synchronize(&self) -> Result<()> {
+        match *self {}
+    }
+}
+
+/// A plan on a GPU. Uninhabited in this build.
+pub enum CudaPlan {}
+
+impl CudaPlan {
+    pub(crate) fn new(
+        device: &CudaDevice,
+        _network: &Network,
+        _options: &PlanOptions,
+        _dtype: DType,
+    ) -> Result<Self> {
+        match *device {}
+    }
+
+    pub(crate) fn run(
+        &self,
+        _input: ArrayView2<'_, f32>,
+        _output: ArrayViewMut2<'_, f32>,
+    ) -> Result<()> {
+        match *self {}
+    }
+
+    pub(crate) fn kernel_choices(&self) -> Vec<String> {
+        match *self {}
+    }
+}
+
+/// Always [`Error::CudaNotBuilt`].
+pub fn describe_devices() -> Result<Vec<String>> {
+    Err(Error::CudaNotBuilt)
+}

@@ -1,0 +1,176 @@
+//! The one error type of vecprop.
+//!
+//! Every fallible call in the library returns [`Result`]. Each variant carries what a
+//! person needs to fix the problem: the file, the layer, both shapes.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in vecprop.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be opened, read or written.
+    #[error("cannot access {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A model file is not a safetensors file, or it is truncated or corrupt.
+    #[error("{path} is not a valid safetensors model: {reason}")]
+    InvalidModelFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A model file holds no dense layer at all.
+    #[error("{path} holds no dense layers (expected tensors named `<prefix>.weight` and `<prefix>.bias`)")]
+    NoLayers {
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// A layer's weight tensor has no matching bias tensor (or the other way round).
+    #[error("layer `{layer}` has `{layer}.{present}` but no `{layer}.{missing}`")]
+    UnpairedTensor {
+        /// The layer prefix.
+        layer: String,
+        /// The tensor that is there (`weight` or `bias`).
+        present: &'static str,
+        /// The tensor that is missing.
+        missing: &'static str,
+    },
+
+    /// A tensor has a shape that a dense layer cannot use.
+    #[error("layer `{layer}`: {reason}")]
+    BadTensor {
+        /// The layer.
+        layer: String,
+        /// What is wrong with the tensor.
+        reason: String,
+    },
+
+    /// Two consecutive layers do not chain: the output width of one is not the input width of the next.
+    #[error(
+        "layer `{layer}` takes {expected_inputs} inputs (weight shape {weight_shape:?}, inputs x units), \
+         but it receives {actual_inputs} from {previous}"
+    )]
+    WidthMismatch {
+        /// The layer that cannot accept its input.
+        layer: String,
+        /// Its weight shape, (inputs, units).
+        weight_shape: (usize, usize),
+        /// The input width its weights expect.
+        expected_inputs: usize,
+        /// The width it actually receives.
+        actual_inputs: usize,
+        /// What produces that input: the network input or the previous layer.
+        previous: String,
+    },
+
+    /// An activation name that vecprop does not know.
+    #[error("unknown activation `{0}` (expected one of: sigmoid, relu, tanh, linear, softmax)")]
+    UnknownActivation(String),
+
+    /// The number of activations does not match the number of dense layers.
+    #[error(
+        "the model has {layers} dense layers but {given} activations were given ({source_of_list})"
+    )]
+    ActivationCount {
+        /// Dense layers in the model.
+        layers: usize,
+        /// Activations in the list.
+        given: usize,
+        /// Where the list came from (file metadata or the command line).
+        source_of_list: String,
+    },
+
+    /// A model file names no activations and none were given.
+    #[error(
+        "{path} has no `activations` metadata entry; pass them with --activations (e.g. sigmoid,relu,linear)"
+    )]
+    MissingActivations {
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// An input batch of the wrong width for the network.
+    #[error("input has {actual} columns but the network expects {expected} (one example per row)")]
+    InputWidth {
+        /// The network's input width.
+        expected: usize,
+        /// The batch's width.
+        actual: usize,
+    },
+
+    /// An input array that is not two-dimensional.
+    #[error("input must be a 2-D array (rows = examples), but it has {ndim} dimensions with shape {shape:?}")]
+    InputRank {
+        /// Its number of dimensions.
+        ndim: usize,
+        /// Its shape.
+        shape: Vec<usize>,
+    },
+
+    /// An element type vecprop cannot read or compute in.
+    #[error("unsupported dtype `{dtype}` in {context} (supported: {supported})")]
+    UnsupportedDType {
+        /// The dtype found.
+        dtype: String,
+        /// Where it was found.
+        context: String,
+        /// What would have been accepted.
+        supported: &'static str,
+    },
+
+    /// A batch with no rows.
+    #[error("empty batch: the input has no rows")]
+    EmptyBatch,
+
+    /// A .npy file that cannot be parsed.
+    #[error("{path} is not a valid .npy file: {reason}")]
+    InvalidNpy {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// An argument outside what an API accepts.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// A CUDA device was asked for, but this build has no CUDA support.
+    #[error("vecprop was built without CUDA support; rebuild with `cargo build --release --features cuda`")]
+    CudaNotBuilt,
+
+    /// The CUDA driver library or a GPU could not be found.
+    #[error("no usable CUDA device: {0}")]
+    CudaUnavailable(String),
+
+    /// A CUDA driver, cuBLAS or kernel error.
+    #[error("CUDA error during {context}: {message}")]
+    Cuda {
+        /// What vecprop was doing.
+        context: String,
+        /// The driver's or library's message.
+        message: String,
+    },
+}
+
+/// `Result` with vecprop's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! The layer graph: dense layers, networks built from them, and plans compiled from networks.
+
+pub mod dense;
+pub mod network;
+pub mod plan;
+mod summary;
