@@ -1,10 +1,14 @@
 //! The benchmark engine shared by `vecprop bench` and the criterion benches.
 
+mod cpu;
+
 use std::fmt;
 use std::str::FromStr;
+use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 
@@ -108,5 +112,100 @@ impl Serialize for DType {
         serializer: S,
     ) -> std::result::Result<S::Ok, S::Error> {
         serializer.serialize_str(self.name())
+    }
+}
+
+/// Everything one `vecprop bench` run measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BenchReport {
+    /// The device, as [`Device::name`] describes it.
+    pub device: String,
+    /// One row per shape, dtype and variant.
+    pub results: Vec<Measurement>,
+}
+
+impl BenchReport {
+    /// A fixed-width table: shape, variant, dtype, median ms, GFLOP/s, GB/s.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "device: {}\n{:<20} {:<22} {:<5} {:>12} {:>10} {:>9}\n",
+            self.device, "shape (MxKxN)", "variant", "dtype", "median ms", "GFLOP/s", "GB/s"
+        );
+        for r in &self.results {
+            let shape = format!("{}x{}x{}", r.m, r.k, r.n);
+            out.push_str(&format!(
+                "{:<20} {:<22} {:<5} {:>12.4} {:>10.1} {:>9.1}\n",
+                shape, r.variant, r.dtype, r.median_ms, r.gflops, r.gbytes_per_s
+            ));
+        }
+        out
+    }
+}
+
+/// The shapes `vecprop bench` times on the CPU by default.
+pub const CPU_DEFAULT_SHAPES: [Shape; 4] = [
+    Shape::new(64, 784, 512),
+    Shape::new(4096, 784, 512),
+    Shape::new(16384, 1024, 1024),
+    Shape::new(65536, 64, 64),
+];
+
+/// Times one dense layer (GEMM + bias + sigmoid) per shape and dtype on `device`.
+///
+/// Each measurement is the median of `repeats` runs after warm-up, on random non-zero
+/// data, rotating between input sets so that the last-level cache does not flatter small
+/// shapes. The CPU computes in f32 whatever the dtype, so it is timed once per shape.
+pub fn run(
+    device: &Device,
+    shapes: &[Shape],
+    dtypes: &[DType],
+    repeats: usize,
+) -> Result<BenchReport> {
+    if repeats == 0 {
+        return Err(Error::InvalidArgument("repeats must be at least 1".into()));
+    }
+    let mut results = Vec::new();
+    for &shape in shapes {
+        match device {
+            Device::Cpu(cpu) => results.push(cpu::bench_dense(cpu, shape, repeats)),
+            Device::Cuda(cuda) => {
+                for &dtype in dtypes {
+                    results.extend(crate::device::cuda::bench_dense(
+                        cuda, shape, dtype, repeats,
+                    )?);
+                }
+            }
+        }
+    }
+    Ok(BenchReport {
+        device: device.name(),
+        results,
+    })
+}
+
+/// The median of `repeats` timings of `run`, in milliseconds, after `warmup` untimed calls.
+/// `run` gets the repetition index, to rotate inputs.
+pub fn median_ms(warmup: usize, repeats: usize, mut run: impl FnMut(usize)) -> f64 {
+    for i in 0..warmup {
+        run(i);
+    }
+    let mut times: Vec<f64> = (0..repeats)
+        .map(|i| {
+            let start = Instant::now();
+            run(i);
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    median(&mut times)
+}
+
+/// The median of a non-empty list (mean of the middle two for an even count).
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
     }
 }

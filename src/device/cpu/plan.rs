@@ -7,7 +7,7 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use super::dense::dense_forward;
 use super::CpuDevice;
 use crate::activation::Activation;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::graph::network::Network;
 use crate::graph::plan::PlanOptions;
 
@@ -78,13 +78,13 @@ impl CpuPlan {
                 input
             } else {
                 ArrayView2::from_shape((rows, inputs), &read[..rows * inputs])
-                    .expect("scratch holds max_batch x widest layer")
+                    .map_err(scratch_error)?
             };
             let target = if index == last {
                 output.view_mut()
             } else {
                 ArrayViewMut2::from_shape((rows, units), &mut write[..rows * units])
-                    .expect("scratch holds max_batch x widest layer")
+                    .map_err(scratch_error)?
             };
             dense_forward(
                 source,
@@ -116,4 +116,10 @@ impl CpuPlan {
             .map(|_| format!("cpu gemm + bias/act epilogue ({} threads)", self.threads))
             .collect()
     }
+}
+
+fn scratch_error(err: ndarray::ShapeError) -> Error {
+    Error::InvalidArgument(format!(
+        "scratch buffer smaller than max_batch x widest layer: {err}"
+    ))
 }

@@ -1,0 +1,164 @@
+//! The vectorised forward pass against the lesson's per-unit loop in float64, on every
+//! device this build has.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{random_input, random_network, reference_forward, relative_error, tolerance};
+use ndarray::{array, Array2};
+use vecprop::{Activation, DType, Device, Error, Network, PlanOptions};
+
+fn worked_example(device: &Device) {
+    let network = Network::builder(2)
+        .layer_with(
+            array![[1.0, -3.0, 5.0], [-2.0, 4.0, -6.0]],
+            array![-1.0, 1.0, 2.0],
+            Activation::Sigmoid,
+        )
+        .build()
+        .unwrap();
+    let input = array![[200.0_f32, 17.0]];
+    let plan = network.compile(device, PlanOptions::default()).unwrap();
+    let output = plan.forward(input.view()).unwrap();
+
+    assert_eq!(output.mapv(f32::round), array![[1.0, 0.0, 1.0]]);
+    // z = [200 - 34 - 1, -600 + 68 + 1, 1000 - 102 + 2] = [165, -531, 900]
+    let want = reference_forward(&network, &input);
+    assert!(relative_error(&output, &want) < 1e-6, "{output} vs {want}");
+}
+
+fn matches_the_per_unit_loop_for_every_activation_and_awkward_batches(device: &Device) {
+    for (case, &last) in Activation::ALL.iter().enumerate() {
+        let hidden = Activation::ALL[(case + 1) % Activation::ALL.len()];
+        let network = random_network(
+            &[13, 33, 65, 7],
+            &[hidden, Activation::Tanh, last],
+            case as u64,
+        );
+        let plan = network.compile(device, PlanOptions::default()).unwrap();
+        for rows in [1, 3, 17, 1000] {
+            let input = random_input(rows, 13, 100 + rows as u64);
+            let output = plan.forward(input.view()).unwrap();
+            let err = relative_error(&output, &reference_forward(&network, &input));
+            let tol = tolerance(device, plan.dtype());
+            assert!(
+                err <= tol,
+                "{hidden}/{last}, {rows} rows: relative error {err:e} > {tol:e}"
+            );
+        }
+    }
+}
+
+fn wide_layers_that_are_not_tile_multiples(device: &Device) {
+    let network = random_network(
+        &[784, 130, 17, 10],
+        &[Activation::Sigmoid, Activation::Relu, Activation::Linear],
+        7,
+    );
+    let plan = network.compile(device, PlanOptions::default()).unwrap();
+    let input = random_input(1000, 784, 8);
+    let output = plan.forward(input.view()).unwrap();
+    let err = relative_error(&output, &reference_forward(&network, &input));
+    assert!(
+        err <= tolerance(device, plan.dtype()),
+        "relative error {err:e}"
+    );
+}
+
+fn batches_larger_than_the_plan_run_in_chunks(device: &Device) {
+    let network = random_network(&[5, 9, 3], &[Activation::Relu, Activation::Softmax], 3);
+    let plan = network
+        .compile(device, PlanOptions::with_max_batch(7))
+        .unwrap();
+    let input = random_input(1000, 5, 4);
+    let mut chunks = 0;
+    let mut output = Array2::from_elem((1000, 3), f32::NAN);
+    plan.forward_with_progress(input.view(), output.view_mut(), |_| chunks += 1)
+        .unwrap();
+    assert_eq!(chunks, 1000_usize.div_ceil(7));
+    let err = relative_error(&output, &reference_forward(&network, &input));
+    assert!(
+        err <= tolerance(device, plan.dtype()),
+        "relative error {err:e}"
+    );
+}
+
+fn half_precision_models(device: &Device) {
+    for dtype in [DType::F16, DType::BF16] {
+        let mut network =
+            random_network(&[24, 40, 6], &[Activation::Sigmoid, Activation::Linear], 9);
+        network.set_dtype(dtype);
+        let plan = network.compile(device, PlanOptions::default()).unwrap();
+        assert_eq!(plan.dtype(), dtype);
+        // The reference sees the same rounded weights and inputs the plan computes with.
+        let input = random_input(17, 24, 10).mapv(|x| dtype.round(x));
+        let output = plan.forward(input.view()).unwrap();
+        let err = relative_error(&output, &reference_forward(&network, &input));
+        assert!(
+            err <= tolerance(device, dtype),
+            "{dtype}: relative error {err:e}"
+        );
+    }
+}
+
+fn concurrent_callers_get_their_own_results(device: &Device) {
+    let network = random_network(&[31, 64, 5], &[Activation::Relu, Activation::Sigmoid], 12);
+    let plan = Arc::new(
+        network
+            .compile(device, PlanOptions::with_max_batch(64))
+            .unwrap(),
+    );
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let plan = Arc::clone(&plan);
+            std::thread::spawn(move || {
+                let input = random_input(50 + 37 * t, 31, 200 + t as u64);
+                let outputs: Vec<_> = (0..10)
+                    .map(|_| plan.forward(input.view()).unwrap())
+                    .collect();
+                (input, outputs)
+            })
+        })
+        .collect();
+    for handle in threads {
+        let (input, outputs) = handle.join().unwrap();
+        let want = reference_forward(&network, &input);
+        for output in outputs {
+            let err = relative_error(&output, &want);
+            assert!(
+                err <= tolerance(device, plan.dtype()),
+                "relative error {err:e}"
+            );
+        }
+    }
+}
+
+fn bad_batches_are_errors(device: &Device) {
+    let network = random_network(&[4, 2], &[Activation::Linear], 1);
+    let plan = network.compile(device, PlanOptions::default()).unwrap();
+    let wrong_width = plan.forward(Array2::zeros((3, 5)).view()).unwrap_err();
+    assert!(matches!(
+        wrong_width,
+        Error::InputWidth {
+            expected: 4,
+            actual: 5
+        }
+    ));
+    assert_eq!(
+        wrong_width.to_string(),
+        "input has 5 columns but the network expects 4 (one example per row)"
+    );
+    let empty = plan.forward(Array2::zeros((0, 4)).view()).unwrap_err();
+    assert!(matches!(empty, Error::EmptyBatch), "{empty}");
+}
+
+test_device!(
+    worked_example,
+    matches_the_per_unit_loop_for_every_activation_and_awkward_batches,
+    wide_layers_that_are_not_tile_multiples,
+    batches_larger_than_the_plan_run_in_chunks,
+    half_precision_models,
+    concurrent_callers_get_their_own_results,
+    bad_batches_are_errors,
+);
