@@ -1,6 +1,9 @@
 //! The benchmark engine shared by `vecprop bench` and the criterion benches.
 
 mod cpu;
+mod peak;
+
+pub use peak::cpu_fma_peak_gflops;
 
 use std::fmt;
 use std::str::FromStr;

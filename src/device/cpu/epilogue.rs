@@ -9,18 +9,40 @@ use ndarray::{ArrayViewMut2, Axis};
 use crate::activation::Activation;
 
 /// Applies bias and activation to each row of `z` in place.
-pub(crate) fn bias_activation(mut z: ArrayViewMut2<'_, f32>, bias: &[f32], activation: Activation) {
-    let arch = pulp::Arch::new();
-    for mut row in z.axis_iter_mut(Axis(0)) {
-        match row.as_slice_mut() {
-            Some(row) => arch.dispatch(
-                #[inline(always)]
-                || activation.apply_row_with_bias(row, Some(bias)),
-            ),
-            None => {
-                let mut owned = row.to_vec();
-                activation.apply_row_with_bias(&mut owned, Some(bias));
-                row.iter_mut().zip(owned).for_each(|(dst, v)| *dst = v);
+pub(crate) fn bias_activation(z: ArrayViewMut2<'_, f32>, bias: &[f32], activation: Activation) {
+    pulp::Arch::new().dispatch(BiasActivation {
+        z,
+        bias,
+        activation,
+    });
+}
+
+/// The sweep as a `WithSimd`, so pulp compiles it (and the inlined activation math) with
+/// the detected SIMD features.
+struct BiasActivation<'a, 'b> {
+    z: ArrayViewMut2<'a, f32>,
+    bias: &'b [f32],
+    activation: Activation,
+}
+
+impl pulp::WithSimd for BiasActivation<'_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let BiasActivation {
+            mut z,
+            bias,
+            activation,
+        } = self;
+        for mut row in z.axis_iter_mut(Axis(0)) {
+            match row.as_slice_mut() {
+                Some(row) => activation.apply_row_with_bias(row, Some(bias)),
+                None => {
+                    let mut owned = row.to_vec();
+                    activation.apply_row_with_bias(&mut owned, Some(bias));
+                    row.iter_mut().zip(owned).for_each(|(dst, v)| *dst = v);
+                }
             }
         }
     }
