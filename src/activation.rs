@@ -72,7 +72,7 @@ impl Activation {
         match self {
             Activation::Sigmoid => sigmoid(z),
             Activation::Relu => z.max(0.0),
-            Activation::Tanh => z.tanh(),
+            Activation::Tanh => tanh(z),
             Activation::Linear => z,
             Activation::Softmax => 1.0,
         }
@@ -101,7 +101,7 @@ impl Activation {
         match self {
             Activation::Sigmoid => map_row(row, bias, sigmoid),
             Activation::Relu => map_row(row, bias, |z| z.max(0.0)),
-            Activation::Tanh => map_row(row, bias, f32::tanh),
+            Activation::Tanh => map_row(row, bias, tanh),
             Activation::Linear => map_row(row, bias, |z| z),
             Activation::Softmax => softmax_row(row, bias),
         }
@@ -134,6 +134,29 @@ pub fn sigmoid(z: f32) -> f32 {
     1.0 / (1.0 + exp(-z))
 }
 
+/// `tanh(z)`, branch-free so that loops over it vectorise (libm's `tanhf` does not).
+///
+/// Cephes' `tanhf`: an odd polynomial for `|z| < 0.625`, where `1 - 2/(e^2|z| + 1)` would
+/// lose digits to cancellation, and that formula with the sign restored elsewhere. Both
+/// are computed and one is selected.
+#[inline(always)]
+pub fn tanh(z: f32) -> f32 {
+    let magnitude = z.abs();
+    let large = (1.0 - 2.0 / (exp(2.0 * magnitude) + 1.0)).copysign(z);
+    let z2 = z * z;
+    let mut p = -5.704_988_7e-3_f32;
+    p = p * z2 + 2.063_908_9e-2;
+    p = p * z2 - 5.373_971_6e-2;
+    p = p * z2 + 1.333_144_2e-1;
+    p = p * z2 - 3.333_328_2e-1;
+    let small = p * z2 * z + z;
+    if magnitude < 0.625 {
+        small
+    } else {
+        large
+    }
+}
+
 /// `e^x` in f32, to about 2 ulp, branch-free so that loops over it vectorise.
 ///
 /// Range reduction `x = n·ln2 + r` with `|r| ≤ ln2/2`, a degree-6 polynomial for `e^r`
@@ -160,7 +183,10 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
     let e_r = p * r * r + r + 1.0;
-    let two_to_n = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // 2^n from its exponent bits. Adding 2^23 + 127 puts the integer n + 127 (1..=255 here)
+    // in the low mantissa bits; shifting left by 23 moves it into the exponent field and
+    // shifts the rest out. No float-to-int conversion, which would not vectorise as well.
+    let two_to_n = f32::from_bits((n + 8_388_735.0).to_bits() << 23);
     let result = e_r * two_to_n;
     let result = if x > MAX_INPUT { f32::INFINITY } else { result };
     let result = if x < MIN_INPUT { 0.0 } else { result };
@@ -210,6 +236,21 @@ mod tests {
             assert!(err < 3e-7, "exp({x}) off by {err:e}");
             x += 0.0137;
         }
+    }
+
+    #[test]
+    fn tanh_is_accurate_near_zero_and_saturates() {
+        let mut z = -12.0_f32;
+        while z < 12.0 {
+            let want = (z as f64).tanh();
+            let err = (tanh(z) as f64 - want).abs() / want.abs().max(1e-30);
+            assert!(err < 5e-7, "tanh({z}) off by {err:e}");
+            z += 0.00731;
+        }
+        assert_eq!(tanh(1e-30), 1e-30);
+        assert_eq!(tanh(100.0), 1.0);
+        assert_eq!(tanh(-f32::MAX), -1.0);
+        assert!(tanh(f32::NAN).is_nan());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use ndarray::{ArrayViewMut2, Axis};
 use crate::activation::Activation;
 
 /// Applies bias and activation to each row of `z` in place.
-pub(crate) fn bias_activation(z: ArrayViewMut2<'_, f32>, bias: &[f32], activation: Activation) {
+pub fn bias_activation(z: ArrayViewMut2<'_, f32>, bias: &[f32], activation: Activation) {
     pulp::Arch::new().dispatch(BiasActivation {
         z,
         bias,

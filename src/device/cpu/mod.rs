@@ -6,6 +6,7 @@ mod gemm;
 mod plan;
 
 pub use dense::dense_forward;
+pub use epilogue::bias_activation;
 pub use plan::CpuPlan;
 
 /// The host's cores.
