@@ -1,0 +1,115 @@
+// epilogue.cu: the epilogue of a dense layer, in place on Z = A·W (computed by cuBLAS or
+// another GEMM):
+//
+//   bias_<act>_<dtype>(T* z, const T* bias, int rows, int cols)
+//       z[r][c] = g(z[r][c] + bias[c])            (bias may be NULL: no bias term)
+//       256 threads per block, any grid (grid-stride loop).
+//   bias_softmax_<dtype>(T* z, const T* bias, int rows, int cols)
+//       each row of z becomes softmax(z_row + bias), stable (row maximum subtracted).
+//       One warp per row, 256 threads (8 rows) per block, grid = ceil(rows / 8).
+//
+// All arithmetic is f32; T is float, half_t or bf16_t (common.cuh). The full contract (names,
+// argument types, launch configuration) is in kernels/ABI.md.
+#include "common.cuh"
+
+namespace vecprop {
+
+constexpr int kEpilogueThreads = 256;
+constexpr int kSoftmaxWarpsPerBlock = 8;
+
+/// z = g(z + bias), element-wise, grid-stride.
+///
+/// Fast path: when `cols` is a multiple of the 16-byte vector width and both pointers are
+/// 16-byte aligned, every vector lies inside one row and its bias is one aligned vector too,
+/// so each thread moves 16 bytes per load/store. Otherwise a scalar path handles any shape.
+/// Indices are unsigned 32-bit: rows*cols < 2^31 (ABI.md), so i + stride cannot wrap.
+template <typename T, typename Act>
+__device__ __forceinline__ void bias_act(T* z, const T* bias, int rows, int cols) {
+    constexpr int V = Vec16<T>::N;
+    const unsigned total = static_cast<unsigned>(rows) * static_cast<unsigned>(cols);
+    const unsigned stride = blockDim.x * gridDim.x;
+    const unsigned first = blockIdx.x * blockDim.x + threadIdx.x;
+    const bool has_bias = bias != nullptr;
+    const bool vectorised = cols % V == 0 && is_aligned(z, 16) && (!has_bias || is_aligned(bias, 16));
+
+    if (vectorised) {
+        uint4* zv = reinterpret_cast<uint4*>(z);
+        const uint4* bv = reinterpret_cast<const uint4*>(bias);
+        const unsigned vectors = total / V;
+        const unsigned vectors_per_row = static_cast<unsigned>(cols) / V;
+        for (unsigned i = first; i < vectors; i += stride) {
+            uint4 x = zv[i];
+            uint4 b = has_bias ? __ldg(&bv[i % vectors_per_row]) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+            for (int j = 0; j < V; ++j) {
+                float v = vec_get<T>(x, j);
+                if (has_bias) v += vec_get<T>(b, j);
+                vec_set<T>(x, j, Act::apply(v));
+            }
+            zv[i] = x;
+        }
+    } else {
+        for (unsigned i = first; i < total; i += stride) {
+            float v = to_float(z[i]);
+            if (has_bias) v += to_float(bias[i % static_cast<unsigned>(cols)]);
+            z[i] = from_float<T>(Act::apply(v));
+        }
+    }
+}
+
+/// Row-wise softmax(z + bias), one warp per row.
+///
+/// Pass 1 (online softmax): each lane walks its columns (lane, lane+32, ...) keeping a running
+/// maximum m and a running sum s of e^(x - m), rescaling s whenever m grows. The lanes are
+/// then merged with shuffles: M = max over lanes, S = Σ s_lane · e^(m_lane - M).
+/// Pass 2 rereads the row and writes e^(x - M) / S. Subtracting the maximum keeps every
+/// exponent ≤ 0, so nothing overflows for any finite input.
+template <typename T>
+__device__ __forceinline__ void bias_softmax(T* z, const T* bias, int rows, int cols) {
+    const int lane = threadIdx.x % 32;
+    const int row = blockIdx.x * kSoftmaxWarpsPerBlock + threadIdx.x / 32;
+    // The whole warp leaves together: there is no block-level barrier in this kernel.
+    if (row >= rows) return;
+    T* zr = z + static_cast<size_t>(row) * cols;
+    const bool has_bias = bias != nullptr;
+
+    float m = -INFINITY;
+    float s = 0.0f;
+    for (int c = lane; c < cols; c += 32) {
+        float x = to_float(zr[c]);
+        if (has_bias) x += to_float(bias[c]);
+        float m_new = fmaxf(m, x);
+        // When m is still -inf, e^(m - m_new) is e^-inf = 0 and s (0) stays 0.
+        s = s * __expf(m - m_new) + __expf(x - m_new);
+        m = m_new;
+    }
+    const float row_max = warp_max(m);
+    // Lanes without columns have m = -inf and s = 0: they contribute 0.
+    const float row_sum = warp_sum(s * __expf(m - row_max));
+    const float inverse = 1.0f / row_sum;
+
+    for (int c = lane; c < cols; c += 32) {
+        float x = to_float(zr[c]);
+        if (has_bias) x += to_float(bias[c]);
+        zr[c] = from_float<T>(__expf(x - row_max) * inverse);
+    }
+}
+
+}  // namespace vecprop
+
+#define VECPROP_BIAS_ACT(act, Act, dtype, T)                                                   \
+    extern "C" __global__ void __launch_bounds__(::vecprop::kEpilogueThreads)                  \
+        bias_##act##_##dtype(T* z, const T* bias, int rows, int cols) {                        \
+        ::vecprop::bias_act<T, Act>(z, bias, rows, cols);                                      \
+    }
+
+#define VECPROP_EPILOGUE_KERNELS(dtype, T)                                                     \
+    VECPROP_FOR_EACH_ACTIVATION(VECPROP_BIAS_ACT, dtype, T)                                    \
+    extern "C" __global__ void __launch_bounds__(::vecprop::kEpilogueThreads)                  \
+        bias_softmax_##dtype(T* z, const T* bias, int rows, int cols) {                        \
+        ::vecprop::bias_softmax<T>(z, bias, rows, cols);                                       \
+    }
+
+VECPROP_EPILOGUE_KERNELS(f32, float)
+VECPROP_EPILOGUE_KERNELS(f16, ::vecprop::half_t)
+VECPROP_EPILOGUE_KERNELS(bf16, ::vecprop::bf16_t)
