@@ -57,41 +57,72 @@ __device__ __forceinline__ void bias_act(T* z, const T* bias, int rows, int cols
     }
 }
 
+/// Running (max, sum of e^(x - max)) of the values one lane has seen (online softmax).
+struct SoftmaxState {
+    float max = -INFINITY;
+    float sum = 0.0f;
+    __device__ __forceinline__ void add(float x) {
+        const float new_max = fmaxf(max, x);
+        // While max is still -inf, e^(max - new_max) = e^-inf = 0 and sum (0) stays 0.
+        sum = sum * __expf(max - new_max) + __expf(x - new_max);
+        max = new_max;
+    }
+};
+
 /// Row-wise softmax(z + bias), one warp per row.
 ///
-/// Pass 1 (online softmax): each lane walks its columns (lane, lane+32, ...) keeping a running
-/// maximum m and a running sum s of e^(x - m), rescaling s whenever m grows. The lanes are
-/// then merged with shuffles: M = max over lanes, S = Σ s_lane · e^(m_lane - M).
-/// Pass 2 rereads the row and writes e^(x - M) / S. Subtracting the maximum keeps every
-/// exponent ≤ 0, so nothing overflows for any finite input.
+/// Pass 1 (online softmax): each lane walks its share of the row keeping a running maximum m
+/// and a running sum s of e^(x - m), rescaling s whenever m grows. The lanes are then merged
+/// with shuffles: M = max over lanes, S = Σ s_lane · e^(m_lane - M). Pass 2 rereads the row and
+/// writes e^(x - M) / S. Every exponent is ≤ 0, so nothing overflows for any finite input.
+/// Both passes move 16-byte vectors (lane i takes vectors i, i+32, ...) when cols is a multiple
+/// of the vector width and the pointers are 16-byte aligned, single elements otherwise.
 template <typename T>
 __device__ __forceinline__ void bias_softmax(T* z, const T* bias, int rows, int cols) {
+    constexpr int V = Vec16<T>::N;
     const int lane = threadIdx.x % 32;
     const int row = blockIdx.x * kSoftmaxWarpsPerBlock + threadIdx.x / 32;
     // The whole warp leaves together: there is no block-level barrier in this kernel.
     if (row >= rows) return;
     T* zr = z + static_cast<size_t>(row) * cols;
     const bool has_bias = bias != nullptr;
+    const bool vectorised =
+        cols % V == 0 && is_aligned(zr, 16) && (!has_bias || is_aligned(bias, 16));
+    uint4* zv = reinterpret_cast<uint4*>(zr);
+    const uint4* bv = reinterpret_cast<const uint4*>(bias);
+    const int vectors = cols / V;
 
-    float m = -INFINITY;
-    float s = 0.0f;
-    for (int c = lane; c < cols; c += 32) {
-        float x = to_float(zr[c]);
-        if (has_bias) x += to_float(bias[c]);
-        float m_new = fmaxf(m, x);
-        // When m is still -inf, e^(m - m_new) is e^-inf = 0 and s (0) stays 0.
-        s = s * __expf(m - m_new) + __expf(x - m_new);
-        m = m_new;
+    SoftmaxState state;
+    if (vectorised) {
+        for (int v = lane; v < vectors; v += 32) {
+            const uint4 x = zv[v];
+            const uint4 b = has_bias ? bv[v] : make_uint4(0, 0, 0, 0);
+#pragma unroll
+            for (int j = 0; j < V; ++j) state.add(vec_get<T>(x, j) + vec_get<T>(b, j));
+        }
+    } else {
+        for (int c = lane; c < cols; c += 32)
+            state.add(to_float(zr[c]) + (has_bias ? to_float(bias[c]) : 0.0f));
     }
-    const float row_max = warp_max(m);
-    // Lanes without columns have m = -inf and s = 0: they contribute 0.
-    const float row_sum = warp_sum(s * __expf(m - row_max));
+    const float row_max = warp_max(state.max);
+    // Lanes that saw nothing have max = -inf and sum = 0: they contribute 0.
+    const float row_sum = warp_sum(state.sum * __expf(state.max - row_max));
     const float inverse = 1.0f / row_sum;
 
-    for (int c = lane; c < cols; c += 32) {
-        float x = to_float(zr[c]);
-        if (has_bias) x += to_float(bias[c]);
-        zr[c] = from_float<T>(__expf(x - row_max) * inverse);
+    if (vectorised) {
+        for (int v = lane; v < vectors; v += 32) {
+            uint4 x = zv[v];
+            const uint4 b = has_bias ? bv[v] : make_uint4(0, 0, 0, 0);
+#pragma unroll
+            for (int j = 0; j < V; ++j)
+                vec_set<T>(x, j, __expf(vec_get<T>(x, j) + vec_get<T>(b, j) - row_max) * inverse);
+            zv[v] = x;
+        }
+    } else {
+        for (int c = lane; c < cols; c += 32) {
+            const float x = to_float(zr[c]) + (has_bias ? to_float(bias[c]) : 0.0f);
+            zr[c] = from_float<T>(__expf(x - row_max) * inverse);
+        }
     }
 }
 
