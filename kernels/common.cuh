@@ -122,7 +122,7 @@ template <> struct Bits<bf16_t> {
     __device__ __forceinline__ static uint32_t from_float(float x) { return float_to_bf16_bits(x); }
 };
 
-/// Two 16-bit values packed in one 32-bit word (low half = lower address), as f32 pair.
+/// Packs two f32 values, rounded to a 16-bit T, into one 32-bit word (`lo` at the lower address).
 template <typename T> __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
     static_assert(sizeof(T) == 2, "pack2 is for 16-bit dtypes");
     return Bits<T>::from_float(lo) | (Bits<T>::from_float(hi) << 16);
