@@ -110,3 +110,35 @@ impl Serialize for DType {
         serializer.serialize_str(self.name())
     }
 }
+
+// placeholder: replaced by the bench engine
+/// The results of [`run`]: one measurement per shape, dtype and variant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BenchReport {
+    /// The device, in words.
+    pub device: String,
+    /// The measurements.
+    pub results: Vec<Measurement>,
+}
+
+// placeholder: replaced by the bench engine
+impl BenchReport {
+    /// A plain-text table of the results.
+    pub fn table(&self) -> String {
+        format!("{}: {} results\n", self.device, self.results.len())
+    }
+}
+
+// placeholder: replaced by the bench engine
+/// Times every shape in every dtype on `device`, `repeats` times each.
+pub fn run(
+    device: &crate::device::Device,
+    _shapes: &[Shape],
+    _dtypes: &[DType],
+    _repeats: usize,
+) -> Result<BenchReport> {
+    Ok(BenchReport {
+        device: device.name(),
+        results: Vec::new(),
+    })
+}
