@@ -46,7 +46,7 @@ impl AtomicFile {
             .to_os_string();
         name.push(".partial");
         let temporary = destination.with_file_name(name);
-        let file = File::create(&temporary).map_err(|e| Error::io(&temporary, e))?;
+        let file = File::create(&temporary).map_err(|e| Error::io(&destination, e))?;
         Ok(AtomicFile {
             destination,
             temporary,
