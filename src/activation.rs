@@ -145,10 +145,10 @@ pub fn tanh(z: f32) -> f32 {
     let large = (1.0 - 2.0 / (exp(2.0 * magnitude) + 1.0)).copysign(z);
     let z2 = z * z;
     let mut p = -5.704_988_7e-3_f32;
-    p = p * z2 + 2.063_908_9e-2;
+    p = p * z2 + 2.063_909e-2;
     p = p * z2 - 5.373_971_6e-2;
     p = p * z2 + 1.333_144_2e-1;
-    p = p * z2 - 3.333_328_2e-1;
+    p = p * z2 - 3.333_328e-1;
     let small = p * z2 * z + z;
     if magnitude < 0.625 {
         small

@@ -2,7 +2,7 @@
 //!
 //! [`Device`] is an enum dispatched with a static `match`. Without the `cuda` feature the CUDA
 //! types still exist (see `cuda_stub.rs`), but cannot be constructed: asking for a GPU
-//! returns [`Error::CudaNotBuilt`](crate::Error::CudaNotBuilt).
+//! returns [`crate::Error::CudaNotBuilt`].
 
 pub mod cpu;
 

@@ -1,0 +1,58 @@
+//! `vecprop bench`.
+
+use std::path::PathBuf;
+
+use vecprop::bench::Shape;
+use vecprop::{io, DType, Error, Result};
+
+/// Arguments of `vecprop bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Comma-separated MxKxN shapes (rows x inputs x units), e.g. 4096x784x512.
+    #[arg(long, value_name = "LIST")]
+    shapes: Option<String>,
+    /// Comma-separated dtypes: f32, f16, bf16 (default: f32 on the CPU, all three on a GPU).
+    #[arg(long, value_name = "LIST")]
+    dtype: Option<String>,
+    /// Timed repetitions per shape and dtype.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    repeats: usize,
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+const CPU_SHAPES: &str = "64x784x512,4096x784x512,16384x1024x1024,65536x64x64";
+const GPU_SHAPES: &str = "64x784x512,4096x784x512,16384x1024x1024,16384x4096x4096,65536x64x64";
+
+/// Runs the benchmark, prints its table, and writes the JSON if asked.
+pub fn run(args: Args) -> Result<()> {
+    let device = super::parse_device(&args.device)?;
+    let default_shapes = if device.is_cuda() {
+        GPU_SHAPES
+    } else {
+        CPU_SHAPES
+    };
+    let shapes: Vec<Shape> =
+        super::parse_comma_list(args.shapes.as_deref().unwrap_or(default_shapes))?;
+    let dtypes: Vec<DType> = match args.dtype.as_deref() {
+        Some(list) => super::parse_comma_list(list)?,
+        None if device.is_cuda() => DType::ALL.to_vec(),
+        None => vec![DType::F32],
+    };
+    if shapes.is_empty() || dtypes.is_empty() || args.repeats == 0 {
+        return Err(Error::InvalidArgument(
+            "bench needs at least one shape, one dtype and one repeat".into(),
+        ));
+    }
+    let report = vecprop::bench::run(&device, &shapes, &dtypes, args.repeats)?;
+    if let Some(path) = &args.json {
+        let json = serde_json::to_vec_pretty(&report)
+            .map_err(|e| Error::io(path, std::io::Error::other(e)))?;
+        io::write_atomic(path, &json)?;
+    }
+    super::print(&report.table())
+}

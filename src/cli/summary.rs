@@ -1,0 +1,37 @@
+//! `vecprop summary`.
+
+use std::path::PathBuf;
+
+use vecprop::{io, PlanOptions, Result};
+
+/// Arguments of `vecprop summary`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The model, a safetensors file.
+    #[arg(long, value_name = "FILE")]
+    model: PathBuf,
+    /// One activation per layer, overriding the model's metadata (e.g. sigmoid,relu,linear).
+    #[arg(long, value_name = "LIST")]
+    activations: Option<String>,
+    /// Also compile for a device (cpu, cuda, cuda:N) and show the kernel of each layer.
+    #[arg(long)]
+    device: Option<String>,
+    /// The batch size to compile for, with --device.
+    #[arg(long, default_value_t = 4096, value_name = "N")]
+    batch_size: usize,
+}
+
+/// Prints the model's summary table.
+pub fn run(args: Args) -> Result<()> {
+    let activations = super::parse_activations(args.activations.as_deref())?;
+    let network = io::load_model(&args.model, activations.as_deref())?;
+    let text = match args.device {
+        Some(spec) => {
+            let device = super::parse_device(&spec)?;
+            let plan = network.compile(&device, PlanOptions::with_max_batch(args.batch_size))?;
+            network.summary_with_plan(&plan)
+        }
+        None => network.summary(),
+    };
+    super::print(&text)
+}

@@ -1,0 +1,376 @@
+//! The `.npy` header: magic, version, and a Python dict literal such as
+//! `{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }`.
+
+use std::fmt;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+pub(crate) const MAGIC: &[u8; 6] = b"\x93NUMPY";
+
+/// An element type the reader understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NpyDType {
+    /// `<f4`: little-endian float32.
+    F4,
+    /// `<f8`: little-endian float64, rounded to f32 on reading.
+    F8,
+}
+
+impl NpyDType {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            NpyDType::F4 => 4,
+            NpyDType::F8 => 8,
+        }
+    }
+}
+
+impl fmt::Display for NpyDType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NpyDType::F4 => "<f4",
+            NpyDType::F8 => "<f8",
+        })
+    }
+}
+
+/// What the header says about the array.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Header {
+    pub dtype: NpyDType,
+    pub fortran_order: bool,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+/// The length of the fixed prelude (magic, version, header length) for a format version.
+pub(crate) fn prelude_len(major: u8) -> usize {
+    if major == 1 {
+        10
+    } else {
+        12
+    }
+}
+
+/// Reads the version and the header length from the first bytes of the file.
+pub(crate) fn parse_prelude(path: &Path, bytes: &[u8]) -> Result<(u8, usize)> {
+    let invalid = |reason: String| Error::InvalidNpy {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if bytes.len() < 10 || &bytes[..6] != MAGIC {
+        return Err(invalid(
+            "it does not start with the .npy magic string \\x93NUMPY".into(),
+        ));
+    }
+    let major = bytes[6];
+    let len = match major {
+        1 => u16::from_le_bytes([bytes[8], bytes[9]]) as usize,
+        2 | 3 if bytes.len() >= 12 => {
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize
+        }
+        2 | 3 => return Err(invalid("truncated header".into())),
+        _ => {
+            return Err(invalid(format!(
+                "unsupported format version {major}.{} (expected 1.0, 2.0 or 3.0)",
+                bytes[7]
+            )))
+        }
+    };
+    Ok((major, len))
+}
+
+/// Parses the dict literal and checks it describes a 2-D `<f4`/`<f8` array.
+pub(crate) fn parse_header(path: &Path, text: &str) -> Result<Header> {
+    let invalid = |reason: String| Error::InvalidNpy {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let value = Parser::new(text)
+        .parse_document()
+        .map_err(|e| invalid(format!("malformed header `{}`: {e}", text.trim())))?;
+    let Value::Dict(entries) = value else {
+        return Err(invalid(format!("header `{}` is not a dict", text.trim())));
+    };
+    let get = |key: &str| {
+        entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+            .ok_or_else(|| invalid(format!("header has no `{key}` entry")))
+    };
+    let dtype = match get("descr")? {
+        Value::Str(s) if s == "<f4" => NpyDType::F4,
+        Value::Str(s) if s == "<f8" => NpyDType::F8,
+        other => {
+            return Err(Error::UnsupportedDType {
+                dtype: other.to_string(),
+                context: format!("{}", path.display()),
+                supported: "<f4 (float32) and <f8 (float64), little-endian",
+            })
+        }
+    };
+    let fortran_order = match get("fortran_order")? {
+        Value::Bool(b) => *b,
+        other => return Err(invalid(format!("fortran_order is `{other}`, not a bool"))),
+    };
+    let shape: Vec<usize> = match get("shape")? {
+        Value::Tuple(items) => items
+            .iter()
+            .map(|v| match v {
+                Value::Int(n) => Ok(*n),
+                other => Err(invalid(format!("shape entry `{other}` is not an integer"))),
+            })
+            .collect::<Result<_>>()?,
+        other => return Err(invalid(format!("shape is `{other}`, not a tuple"))),
+    };
+    match shape[..] {
+        [rows, cols] => Ok(Header {
+            dtype,
+            fortran_order,
+            rows,
+            cols,
+        }),
+        _ => Err(Error::InputRank {
+            ndim: shape.len(),
+            shape,
+        }),
+    }
+}
+
+/// Formats a version 1.0 header of exactly `total_len` bytes (prelude included), padded with
+/// spaces and ending in a newline.
+pub(crate) fn format_header(rows: usize, cols: usize, total_len: usize) -> Vec<u8> {
+    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    let text_len = total_len - prelude_len(1);
+    let mut out = Vec::with_capacity(total_len);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&[1, 0]);
+    out.extend_from_slice(&(text_len as u16).to_le_bytes());
+    out.extend_from_slice(dict.as_bytes());
+    out.resize(total_len - 1, b' ');
+    out.push(b'\n');
+    out
+}
+
+/// A Python literal, as far as .npy headers use them.
+#[derive(Debug, Clone, PartialEq)]
+enum Value {
+    Str(String),
+    Bool(bool),
+    Int(usize),
+    None,
+    Tuple(Vec<Value>),
+    List(Vec<Value>),
+    Dict(Vec<(String, Value)>),
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let join = |items: &[Value]| {
+            items
+                .iter()
+                .map(Value::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self {
+            Value::Str(s) => write!(f, "{s}"),
+            Value::Bool(b) => write!(f, "{}", if *b { "True" } else { "False" }),
+            Value::Int(n) => write!(f, "{n}"),
+            Value::None => write!(f, "None"),
+            Value::Tuple(items) => write!(f, "({})", join(items)),
+            Value::List(items) => write!(f, "[{}]", join(items)),
+            Value::Dict(entries) => {
+                let body: Vec<String> =
+                    entries.iter().map(|(k, v)| format!("'{k}': {v}")).collect();
+                write!(f, "{{{}}}", body.join(", "))
+            }
+        }
+    }
+}
+
+/// A recursive-descent parser for the literal.
+struct Parser<'a> {
+    chars: std::iter::Peekable<std::str::Chars<'a>>,
+}
+
+impl<'a> Parser<'a> {
+    fn new(text: &'a str) -> Self {
+        Parser {
+            chars: text.chars().peekable(),
+        }
+    }
+
+    fn parse_document(mut self) -> std::result::Result<Value, String> {
+        let value = self.value()?;
+        self.skip_space();
+        match self.chars.next() {
+            None => Ok(value),
+            Some(c) => Err(format!("unexpected `{c}` after the dict")),
+        }
+    }
+
+    fn skip_space(&mut self) {
+        while self.chars.next_if(|c| c.is_whitespace()).is_some() {}
+    }
+
+    fn expect(&mut self, want: char) -> std::result::Result<(), String> {
+        self.skip_space();
+        match self.chars.next() {
+            Some(c) if c == want => Ok(()),
+            Some(c) => Err(format!("expected `{want}`, found `{c}`")),
+            None => Err(format!("expected `{want}`, found the end")),
+        }
+    }
+
+    fn value(&mut self) -> std::result::Result<Value, String> {
+        self.skip_space();
+        match self.chars.peek().copied() {
+            Some('{') => self.dict(),
+            Some('(') => self.sequence('(', ')').map(Value::Tuple),
+            Some('[') => self.sequence('[', ']').map(Value::List),
+            Some(q @ ('\'' | '"')) => self.string(q).map(Value::Str),
+            Some(c) if c.is_ascii_digit() => self.int(),
+            Some(c) if c.is_alphabetic() => self.word(),
+            Some(c) => Err(format!("unexpected `{c}`")),
+            None => Err("unexpected end".into()),
+        }
+    }
+
+    fn dict(&mut self) -> std::result::Result<Value, String> {
+        self.expect('{')?;
+        let mut entries = Vec::new();
+        loop {
+            self.skip_space();
+            if self.chars.next_if_eq(&'}').is_some() {
+                return Ok(Value::Dict(entries));
+            }
+            let key = match self.value()? {
+                Value::Str(key) => key,
+                other => return Err(format!("dict key `{other}` is not a string")),
+            };
+            self.expect(':')?;
+            entries.push((key, self.value()?));
+            self.skip_space();
+            if self.chars.next_if_eq(&',').is_none() {
+                self.expect('}')?;
+                return Ok(Value::Dict(entries));
+            }
+        }
+    }
+
+    fn sequence(&mut self, open: char, close: char) -> std::result::Result<Vec<Value>, String> {
+        self.expect(open)?;
+        let mut items = Vec::new();
+        loop {
+            self.skip_space();
+            if self.chars.next_if_eq(&close).is_some() {
+                return Ok(items);
+            }
+            items.push(self.value()?);
+            self.skip_space();
+            if self.chars.next_if_eq(&',').is_none() {
+                self.expect(close)?;
+                return Ok(items);
+            }
+        }
+    }
+
+    fn string(&mut self, quote: char) -> std::result::Result<String, String> {
+        self.chars.next();
+        let mut out = String::new();
+        loop {
+            match self.chars.next() {
+                Some(c) if c == quote => return Ok(out),
+                Some('\\') => match self.chars.next() {
+                    Some(c) => out.push(c),
+                    None => return Err("unterminated string".into()),
+                },
+                Some(c) => out.push(c),
+                None => return Err("unterminated string".into()),
+            }
+        }
+    }
+
+    fn int(&mut self) -> std::result::Result<Value, String> {
+        let mut digits = String::new();
+        while let Some(c) = self.chars.next_if(char::is_ascii_digit) {
+            digits.push(c);
+        }
+        // Python 2 wrote long integers with an `L` suffix.
+        self.chars.next_if(|c| *c == 'L' || *c == 'l');
+        digits
+            .parse()
+            .map(Value::Int)
+            .map_err(|_| format!("integer `{digits}` is out of range"))
+    }
+
+    fn word(&mut self) -> std::result::Result<Value, String> {
+        let mut word = String::new();
+        while let Some(c) = self.chars.next_if(|c| c.is_alphanumeric() || *c == '_') {
+            word.push(c);
+        }
+        match word.as_str() {
+            "True" => Ok(Value::Bool(true)),
+            "False" => Ok(Value::Bool(false)),
+            "None" => Ok(Value::None),
+            _ => Err(format!("unknown name `{word}`")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Header> {
+        parse_header(Path::new("x.npy"), text)
+    }
+
+    #[test]
+    fn parses_what_numpy_writes() {
+        let h = parse("{'descr': '<f8', 'fortran_order': True, 'shape': (3, 4), }   \n").unwrap();
+        assert_eq!(
+            h,
+            Header {
+                dtype: NpyDType::F8,
+                fortran_order: true,
+                rows: 3,
+                cols: 4
+            }
+        );
+    }
+
+    #[test]
+    fn rank_dtype_and_syntax_errors_are_distinct() {
+        let rank = parse("{'descr': '<f4', 'fortran_order': False, 'shape': (5,), }").unwrap_err();
+        assert!(matches!(rank, Error::InputRank { ndim: 1, .. }), "{rank}");
+        let dtype =
+            parse("{'descr': '>f4', 'fortran_order': False, 'shape': (5, 2), }").unwrap_err();
+        assert!(matches!(dtype, Error::UnsupportedDType { .. }), "{dtype}");
+        let structured =
+            parse("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (5, 2), }")
+                .unwrap_err();
+        assert!(
+            structured.to_string().contains("[(a, <f4)]"),
+            "{structured}"
+        );
+        let syntax = parse("{'descr': '<f4', 'fortran_order': False, 'shape': (5, 2").unwrap_err();
+        assert!(matches!(syntax, Error::InvalidNpy { .. }), "{syntax}");
+        let missing = parse("{'descr': '<f4', 'shape': (5, 2)}").unwrap_err();
+        assert!(missing.to_string().contains("fortran_order"), "{missing}");
+    }
+
+    #[test]
+    fn formatted_headers_are_aligned_and_parse_back() {
+        let bytes = format_header(7, 3, 128);
+        assert_eq!(bytes.len(), 128);
+        let (major, len) = parse_prelude(Path::new("x"), &bytes).unwrap();
+        assert_eq!((major, len), (1, 118));
+        let h = parse(std::str::from_utf8(&bytes[10..]).unwrap()).unwrap();
+        assert_eq!((h.rows, h.cols, h.dtype), (7, 3, NpyDType::F4));
+    }
+}

@@ -1,0 +1,44 @@
+//! 2-D `.npy` batches: read whole or in row chunks, written atomically.
+//!
+//! The reader accepts format versions 1.0, 2.0 and 3.0, little-endian `<f4` and `<f8`
+//! elements (converted to f32), in C or Fortran order. The writer produces `<f4` C-order
+//! version 1.0 files that `numpy.load` reads.
+
+mod header;
+mod reader;
+mod writer;
+
+use std::path::Path;
+
+use ndarray::{Array2, ArrayBase, Data, Ix2};
+
+use crate::error::Result;
+
+pub use header::NpyDType;
+pub use reader::NpyReader;
+pub use writer::NpyWriter;
+
+/// Reads a whole 2-D `.npy` file into an f32 array (f64 values are rounded to f32).
+///
+/// ```
+/// use ndarray::array;
+/// let path = std::env::temp_dir().join(format!("vecprop-npy-doc-{}.npy", std::process::id()));
+/// vecprop::io::write_npy(&path, &array![[1.0, 2.0], [3.0, 4.0]])?;
+/// assert_eq!(vecprop::io::read_npy(&path)?, array![[1.0, 2.0], [3.0, 4.0]]);
+/// # std::fs::remove_file(&path).unwrap();
+/// # Ok::<(), vecprop::Error>(())
+/// ```
+pub fn read_npy(path: impl AsRef<Path>) -> Result<Array2<f32>> {
+    let mut reader = NpyReader::open(path)?;
+    reader.read_rows(0, reader.rows())
+}
+
+/// Writes a 2-D f32 array as a `<f4` C-order `.npy` file, atomically.
+pub fn write_npy<S: Data<Elem = f32>>(
+    path: impl AsRef<Path>,
+    array: &ArrayBase<S, Ix2>,
+) -> Result<()> {
+    let mut writer = NpyWriter::create(path, array.ncols())?;
+    writer.write_rows(array.view())?;
+    writer.finish().map(|_| ())
+}

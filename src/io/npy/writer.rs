@@ -1,0 +1,88 @@
+//! Writing a `.npy` batch in row chunks, atomically.
+
+use std::path::Path;
+
+use ndarray::ArrayView2;
+
+use super::header::format_header;
+use crate::error::{Error, Result};
+use crate::io::atomic::AtomicFile;
+
+/// Header bytes, prelude included: room for any two 64-bit dimensions, and a multiple of 64
+/// as numpy aligns it.
+const HEADER_LEN: usize = 128;
+
+/// A `<f4` C-order `.npy` file written a chunk of rows at a time.
+///
+/// The row count need not be known in advance: [`NpyWriter::finish`] writes it into the
+/// header and renames the file into place. Dropped without `finish` (an error, a panic), it
+/// leaves nothing behind.
+///
+/// ```
+/// use ndarray::array;
+/// use vecprop::io::{read_npy, NpyWriter};
+///
+/// let path = std::env::temp_dir().join(format!("vecprop-writer-doc-{}.npy", std::process::id()));
+/// let mut writer = NpyWriter::create(&path, 2)?;
+/// writer.write_rows(array![[1.0, 2.0]].view())?;
+/// writer.write_rows(array![[3.0, 4.0], [5.0, 6.0]].view())?;
+/// assert_eq!(writer.finish()?, 3);
+/// assert_eq!(read_npy(&path)?, array![[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]);
+/// # std::fs::remove_file(&path).unwrap();
+/// # Ok::<(), vecprop::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct NpyWriter {
+    file: AtomicFile,
+    cols: usize,
+    rows: usize,
+    buffer: Vec<u8>,
+}
+
+impl NpyWriter {
+    /// Starts `<path>.partial` for an array of `cols` columns.
+    pub fn create(path: impl AsRef<Path>, cols: usize) -> Result<Self> {
+        let mut file = AtomicFile::create(path)?;
+        file.write_all(&format_header(0, cols, HEADER_LEN))?;
+        Ok(NpyWriter {
+            file,
+            cols,
+            rows: 0,
+            buffer: Vec::new(),
+        })
+    }
+
+    /// Appends rows (which must have the writer's column count).
+    pub fn write_rows(&mut self, rows: ArrayView2<'_, f32>) -> Result<()> {
+        if rows.ncols() != self.cols {
+            return Err(Error::InvalidArgument(format!(
+                "cannot append rows of {} columns to {}, which has {}",
+                rows.ncols(),
+                self.file.path().display(),
+                self.cols
+            )));
+        }
+        self.buffer.clear();
+        self.buffer.reserve(rows.len() * 4);
+        for value in rows.iter() {
+            self.buffer.extend_from_slice(&value.to_le_bytes());
+        }
+        self.file.write_all(&self.buffer)?;
+        self.rows += rows.nrows();
+        Ok(())
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Writes the final row count into the header, syncs and renames the file into place.
+    /// Returns the number of rows.
+    pub fn finish(mut self) -> Result<usize> {
+        self.file
+            .write_at(0, &format_header(self.rows, self.cols, HEADER_LEN))?;
+        self.file.commit()?;
+        Ok(self.rows)
+    }
+}
