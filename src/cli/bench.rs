@@ -23,6 +23,9 @@ pub struct Args {
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Only measure the CPU's f32 FMA peak (the ceiling for CPU GEMM numbers) and print it.
+    #[arg(long)]
+    peak: bool,
 }
 
 const CPU_SHAPES: &str = "64x784x512,4096x784x512,16384x1024x1024,65536x64x64";
@@ -30,6 +33,10 @@ const GPU_SHAPES: &str = "64x784x512,4096x784x512,16384x1024x1024,16384x4096x409
 
 /// Runs the benchmark, prints its table, and writes the JSON if asked.
 pub fn run(args: Args) -> Result<()> {
+    if args.peak {
+        let gflops = vecprop::bench::cpu_fma_peak_gflops();
+        return super::print(&format!("cpu f32 FMA peak: {gflops:.1} GFLOP/s\n"));
+    }
     let device = super::parse_device(&args.device)?;
     let default_shapes = if device.is_cuda() {
         GPU_SHAPES
