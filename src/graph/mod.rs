@@ -4,3 +4,4 @@ pub mod dense;
 pub mod network;
 pub mod plan;
 mod summary;
+pub mod tuning;
