@@ -47,6 +47,12 @@ impl CudaDevice {
     pub fn poison_outputs(&self, _on: bool) {
         match *self {}
     }
+
+    /// Unreachable: no value of this type exists.
+    #[doc(hidden)]
+    pub fn force_fused_tile(&self, _tile: Option<usize>) {
+        match *self {}
+    }
 }
 
 /// Counters of a device's buffer pools (device buffers and pinned host staging buffers).

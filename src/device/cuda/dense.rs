@@ -36,17 +36,21 @@ impl LayerKernel {
 
     /// The kernel an explicit strategy asks for; `None` for Auto, which measures instead.
     ///
-    /// Fused picks the small tiles when the large ones would leave multiprocessors idle.
+    /// Fused picks the small tiles when the large ones would leave multiprocessors idle,
+    /// unless `forced_tile` (128 or 64) says which.
     pub(crate) fn for_strategy(
         strategy: Strategy,
         rows: usize,
         units: usize,
         multiprocessors: usize,
+        forced_tile: Option<usize>,
     ) -> Option<LayerKernel> {
         match strategy {
             Strategy::Auto => None,
             Strategy::Cublas => Some(LayerKernel::Cublas),
             Strategy::CublasLt => Some(LayerKernel::CublasLt),
+            Strategy::Fused if forced_tile == Some(128) => Some(LayerKernel::Fused),
+            Strategy::Fused if forced_tile == Some(64) => Some(LayerKernel::FusedSmall),
             Strategy::Fused => {
                 let large_tiles = rows.div_ceil(128) * units.div_ceil(128);
                 Some(if large_tiles < multiprocessors {

@@ -21,7 +21,7 @@ mod ptx;
 mod stream;
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use cudarc::driver::{CudaContext, DeviceRepr, ValidAsZeroBits};
@@ -64,6 +64,8 @@ pub(crate) struct DeviceInner {
     pub(crate) info: DeviceInfo,
     /// When set, every forward pass first fills its GPU buffers with NaN (a test aid).
     pub(crate) poison: AtomicBool,
+    /// When non-zero, the Fused strategy always uses this tile edge (128 or 64).
+    pub(crate) forced_fused_tile: AtomicUsize,
     counters: Arc<Counters>,
     drop_errors: Arc<DropErrors>,
     context: Arc<CudaContext>,
@@ -86,6 +88,7 @@ impl CudaDevice {
             kernels: KernelCache::new(Arc::clone(&context), info.multiprocessors),
             info,
             poison: AtomicBool::new(false),
+            forced_fused_tile: AtomicUsize::new(0),
             counters,
             drop_errors,
             context,
@@ -126,6 +129,15 @@ impl CudaDevice {
     #[doc(hidden)]
     pub fn poison_outputs(&self, on: bool) {
         self.inner.poison.store(on, Ordering::Relaxed);
+    }
+
+    /// Test aid: makes plans compiled afterwards with the Fused strategy use `fused`
+    /// (`Some(128)`) or `fused_small` (`Some(64)`) everywhere, instead of choosing by shape
+    /// (`None`). Other values are ignored.
+    #[doc(hidden)]
+    pub fn force_fused_tile(&self, tile: Option<usize>) {
+        let tile = tile.filter(|edge| matches!(edge, 64 | 128)).unwrap_or(0);
+        self.inner.forced_fused_tile.store(tile, Ordering::Relaxed);
     }
 }
 

@@ -177,6 +177,10 @@ impl<T: GpuElement> GpuPlan<T> {
         strategy: Strategy,
     ) -> Result<Vec<(LayerKernel, String)>> {
         let multiprocessors = self.device.inner.info.multiprocessors;
+        let forced_tile = match self.device.inner.forced_fused_tile.load(Ordering::Relaxed) {
+            0 => None,
+            edge => Some(edge),
+        };
         if strategy != Strategy::Auto {
             return Ok(self
                 .layers
@@ -187,6 +191,7 @@ impl<T: GpuElement> GpuPlan<T> {
                         self.max_batch,
                         layer.units,
                         multiprocessors,
+                        forced_tile,
                     )
                     .unwrap_or(LayerKernel::Cublas);
                     (kernel, format!("strategy {strategy}"))
