@@ -165,8 +165,15 @@ fn compile(
 }
 
 /// Every topology and batch size, for one strategy, precision and activation.
-fn check_parity(strategy: Strategy, precision: Precision, activation: Activation) {
-    let (device, _) = gpu();
+/// `fused_tile` (128 or 64) pins the Fused strategy to `fused` or `fused_small`.
+fn check_parity(
+    strategy: Strategy,
+    fused_tile: Option<usize>,
+    precision: Precision,
+    activation: Activation,
+) {
+    let (device, cuda) = gpu();
+    cuda.force_fused_tile(fused_tile);
     for (t, widths) in TOPOLOGIES.iter().enumerate() {
         let network = random_network(widths, activation, precision.dtype, 100 + t as u64);
         let plan = compile(&network, &device, strategy, precision, 1000);
@@ -189,50 +196,55 @@ fn check_parity(strategy: Strategy, precision: Precision, activation: Activation
 }
 
 /// One test per activation, for a strategy and a precision (in the style of candle's
-/// `test_device!`): `parity!(name, strategy, precision)` makes module `name`.
+/// `test_device!`): `parity!(name, strategy, fused tile, precision)` makes module `name`.
 macro_rules! parity {
-    ($name:ident, $strategy:expr, $precision:expr) => {
+    ($name:ident, $strategy:expr, $tile:expr, $precision:expr) => {
         mod $name {
             use super::*;
             #[test]
             fn sigmoid() {
-                check_parity($strategy, $precision, Activation::Sigmoid);
+                check_parity($strategy, $tile, $precision, Activation::Sigmoid);
             }
             #[test]
             fn relu() {
-                check_parity($strategy, $precision, Activation::Relu);
+                check_parity($strategy, $tile, $precision, Activation::Relu);
             }
             #[test]
             fn tanh() {
-                check_parity($strategy, $precision, Activation::Tanh);
+                check_parity($strategy, $tile, $precision, Activation::Tanh);
             }
             #[test]
             fn linear() {
-                check_parity($strategy, $precision, Activation::Linear);
+                check_parity($strategy, $tile, $precision, Activation::Linear);
             }
             #[test]
             fn softmax() {
-                check_parity($strategy, $precision, Activation::Softmax);
+                check_parity($strategy, $tile, $precision, Activation::Softmax);
             }
         }
     };
 }
 
-parity!(cublas_f32, Strategy::Cublas, F32);
-parity!(cublas_tf32, Strategy::Cublas, TF32);
-parity!(cublas_f16, Strategy::Cublas, F16);
-parity!(cublas_bf16, Strategy::Cublas, BF16);
-parity!(cublaslt_f32, Strategy::CublasLt, F32);
-parity!(cublaslt_tf32, Strategy::CublasLt, TF32);
-parity!(cublaslt_f16, Strategy::CublasLt, F16);
-parity!(cublaslt_bf16, Strategy::CublasLt, BF16);
-parity!(fused_f32, Strategy::Fused, F32);
-parity!(fused_tf32, Strategy::Fused, TF32);
-parity!(fused_f16, Strategy::Fused, F16);
-parity!(fused_bf16, Strategy::Fused, BF16);
-parity!(auto_f32, Strategy::Auto, F32);
-parity!(auto_f16, Strategy::Auto, F16);
-parity!(auto_bf16, Strategy::Auto, BF16);
+parity!(cublas_f32, Strategy::Cublas, None, F32);
+parity!(cublas_tf32, Strategy::Cublas, None, TF32);
+parity!(cublas_f16, Strategy::Cublas, None, F16);
+parity!(cublas_bf16, Strategy::Cublas, None, BF16);
+parity!(cublaslt_f32, Strategy::CublasLt, None, F32);
+parity!(cublaslt_tf32, Strategy::CublasLt, None, TF32);
+parity!(cublaslt_f16, Strategy::CublasLt, None, F16);
+parity!(cublaslt_bf16, Strategy::CublasLt, None, BF16);
+parity!(fused_f32, Strategy::Fused, Some(128), F32);
+parity!(fused_tf32, Strategy::Fused, Some(128), TF32);
+parity!(fused_f16, Strategy::Fused, Some(128), F16);
+parity!(fused_bf16, Strategy::Fused, Some(128), BF16);
+parity!(fused_small_f32, Strategy::Fused, Some(64), F32);
+parity!(fused_small_tf32, Strategy::Fused, Some(64), TF32);
+parity!(fused_small_f16, Strategy::Fused, Some(64), F16);
+parity!(fused_small_bf16, Strategy::Fused, Some(64), BF16);
+parity!(auto_f32, Strategy::Auto, None, F32);
+parity!(auto_tf32, Strategy::Auto, None, TF32);
+parity!(auto_f16, Strategy::Auto, None, F16);
+parity!(auto_bf16, Strategy::Auto, None, BF16);
 
 const STRATEGIES: [Strategy; 4] = [
     Strategy::Auto,
