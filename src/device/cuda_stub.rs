@@ -6,6 +6,7 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
+use crate::bench::{Measurement, Shape};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::graph::network::Network;
@@ -30,6 +31,39 @@ impl CudaDevice {
     pub fn synchronize(&self) -> Result<()> {
         match *self {}
     }
+
+    /// Unreachable: no value of this type exists.
+    pub fn pool_stats(&self) -> PoolStats {
+        match *self {}
+    }
+
+    /// Unreachable: no value of this type exists.
+    pub fn release_cached_memory(&self) {
+        match *self {}
+    }
+
+    /// Unreachable: no value of this type exists.
+    #[doc(hidden)]
+    pub fn poison_outputs(&self, _on: bool) {
+        match *self {}
+    }
+
+    /// Unreachable: no value of this type exists.
+    #[doc(hidden)]
+    pub fn force_fused_tile(&self, _tile: Option<usize>) {
+        match *self {}
+    }
+}
+
+/// Counters of a device's buffer pools (device buffers and pinned host staging buffers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Buffers obtained from the driver so far.
+    pub allocations: u64,
+    /// Requests served from the cache instead.
+    pub reuses: u64,
+    /// Bytes obtained from the driver so far.
+    pub bytes_allocated: u64,
 }
 
 /// A plan on a GPU. Uninhabited in this build.
@@ -56,6 +90,16 @@ impl CudaPlan {
     pub(crate) fn kernel_choices(&self) -> Vec<String> {
         match *self {}
     }
+}
+
+/// Unreachable: no [`CudaDevice`] exists in this build.
+pub fn bench_dense(
+    device: &CudaDevice,
+    _shape: Shape,
+    _dtype: DType,
+    _repeats: usize,
+) -> Result<Vec<Measurement>> {
+    match *device {}
 }
 
 /// Always [`Error::CudaNotBuilt`].

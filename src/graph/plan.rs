@@ -232,14 +232,6 @@ impl Plan {
     pub fn kernel_choices(&self) -> Vec<String> {
         self.executor.kernel_choices()
     }
-
-    #[cfg(feature = "cuda")]
-    pub(crate) fn cuda_executor(&self) -> Option<&CudaPlan> {
-        match &self.executor {
-            Executor::Cuda(plan) => Some(plan),
-            Executor::Cpu(_) => None,
-        }
-    }
 }
 
 impl Network {

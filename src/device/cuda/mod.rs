@@ -1,1 +1,168 @@
-//! The CUDA backend (feature `cuda`). Being written.
+//! The CUDA backend (feature `cuda`): cuBLAS, cuBLASLt and vecprop's own kernels.
+//!
+//! - [`context`]: the context per GPU and its properties; [`describe_devices`].
+//! - [`stream`]: a lane (stream + cuBLAS handles) per concurrent caller; event timing.
+//! - [`pool`] and [`pinned`]: caching pools of device buffers and pinned host buffers.
+//! - [`kernels`]: lazy PTX loading and checked launches of the kernels in `kernels/ABI.md`.
+//! - [`blas`]: row-major GEMMs on cuBLAS and cuBLASLt.
+//! - [`dense`]: one dense layer by each strategy; [`plan`]: a whole network.
+//! - [`bench`]: per-variant timings of one layer.
+
+mod bench;
+mod blas;
+mod context;
+mod dense;
+mod error;
+mod kernels;
+mod pinned;
+mod plan;
+mod pool;
+mod ptx;
+mod stream;
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use cudarc::driver::{CudaContext, DeviceRepr, ValidAsZeroBits};
+
+use context::DeviceInfo;
+
+pub use bench::bench_dense;
+pub use context::describe_devices;
+pub use plan::CudaPlan;
+pub use pool::PoolStats;
+
+use crate::dtype::Element;
+use crate::error::Result;
+use error::{CudaResultExt, DropErrors};
+use kernels::KernelCache;
+use pinned::PinnedPool;
+use pool::{BufferPool, Counters};
+use stream::LanePool;
+
+/// An element type the GPU code is generic over: f32, f16 or bf16.
+pub(crate) trait GpuElement: Element + DeviceRepr + ValidAsZeroBits {}
+
+impl<T: Element + DeviceRepr + ValidAsZeroBits> GpuElement for T {}
+
+/// One NVIDIA GPU. Cheap to clone (the clones share everything), `Send` and `Sync`.
+///
+/// It owns the GPU's context, its kernel modules (loaded on first use), a pool of streams,
+/// and caching pools of device and pinned host memory, all shared by every plan on it.
+#[derive(Clone)]
+pub struct CudaDevice {
+    pub(crate) inner: Arc<DeviceInner>,
+}
+
+/// What a [`CudaDevice`] shares. Fields drop in order: users of the context before it.
+pub(crate) struct DeviceInner {
+    pub(crate) lanes: Arc<LanePool>,
+    pub(crate) buffers: Arc<BufferPool>,
+    pub(crate) pinned: Arc<PinnedPool>,
+    pub(crate) kernels: KernelCache,
+    pub(crate) info: DeviceInfo,
+    /// When set, every forward pass first fills its GPU buffers with NaN (a test aid).
+    pub(crate) poison: AtomicBool,
+    /// When non-zero, the Fused strategy always uses this tile edge (128 or 64).
+    pub(crate) forced_fused_tile: AtomicUsize,
+    counters: Arc<Counters>,
+    drop_errors: Arc<DropErrors>,
+    context: Arc<CudaContext>,
+}
+
+impl CudaDevice {
+    /// GPU number `ordinal`. Errors (never panics) when the driver library is missing, there
+    /// is no such GPU, or its compute capability is below 8.0.
+    pub fn new(ordinal: usize) -> Result<Self> {
+        let (context, info) = context::open(ordinal)?;
+        let drop_errors = Arc::new(DropErrors::default());
+        let counters = Arc::new(Counters::default());
+        let inner = DeviceInner {
+            lanes: Arc::new(LanePool::new(
+                Arc::clone(&context),
+                Arc::clone(&drop_errors),
+            )),
+            buffers: Arc::new(BufferPool::new(Arc::clone(&counters))),
+            pinned: Arc::new(PinnedPool::new(Arc::clone(&context), Arc::clone(&counters))),
+            kernels: KernelCache::new(Arc::clone(&context), info.multiprocessors),
+            info,
+            poison: AtomicBool::new(false),
+            forced_fused_tile: AtomicUsize::new(0),
+            counters,
+            drop_errors,
+            context,
+        };
+        Ok(CudaDevice {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// For example `cuda:0 (NVIDIA H100 80GB HBM3, sm_90, 132 SMs, 79.2 GiB)`.
+    pub fn name(&self) -> String {
+        self.inner.info.describe()
+    }
+
+    /// Waits until all work queued on the GPU is done. Surfaces asynchronous kernel errors
+    /// and errors recorded while releasing resources since the last check.
+    pub fn synchronize(&self) -> Result<()> {
+        self.inner
+            .context
+            .synchronize()
+            .during("synchronising the GPU")?;
+        self.inner.check_deferred_errors()
+    }
+
+    /// Allocation counters of the device and pinned-memory pools. A warm plan's forward pass
+    /// leaves `allocations` unchanged.
+    pub fn pool_stats(&self) -> PoolStats {
+        self.inner.counters.snapshot()
+    }
+
+    /// Gives the pools' idle device buffers back to the driver.
+    pub fn release_cached_memory(&self) {
+        self.inner.buffers.release_idle();
+    }
+
+    /// Test aid: when `on`, every forward pass fills its activation buffers and output
+    /// staging with NaN first, so an element no kernel writes cannot pass as a result.
+    #[doc(hidden)]
+    pub fn poison_outputs(&self, on: bool) {
+        self.inner.poison.store(on, Ordering::Relaxed);
+    }
+
+    /// Test aid: makes plans compiled afterwards with the Fused strategy use `fused`
+    /// (`Some(128)`) or `fused_small` (`Some(64)`) everywhere, instead of choosing by shape
+    /// (`None`). Other values are ignored.
+    #[doc(hidden)]
+    pub fn force_fused_tile(&self, tile: Option<usize>) {
+        let tile = tile.filter(|edge| matches!(edge, 64 | 128)).unwrap_or(0);
+        self.inner.forced_fused_tile.store(tile, Ordering::Relaxed);
+    }
+}
+
+impl DeviceInner {
+    /// Errors that cudarc or vecprop recorded in `Drop` since the last check.
+    pub(crate) fn check_deferred_errors(&self) -> Result<()> {
+        self.context
+            .check_err()
+            .during("an earlier asynchronous operation")?;
+        self.drop_errors.take()
+    }
+}
+
+impl fmt::Debug for CudaDevice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CudaDevice")
+            .field("ordinal", &self.inner.info.ordinal)
+            .field("name", &self.inner.info.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Compile-time proof that devices and plans may be shared between threads.
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<CudaDevice>();
+    shareable::<CudaPlan>();
+};

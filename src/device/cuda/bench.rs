@@ -1,0 +1,182 @@
+//! Timing one dense layer (GEMM + bias + sigmoid) per variant, for `vecprop bench`.
+//!
+//! Each repeat runs the variant once on each of several independent buffer sets, between
+//! two CUDA events, and counts the time per layer; the result is the median over repeats,
+//! after untimed warm-up runs. Rotating through sets that together exceed the L2 cache
+//! keeps small shapes from being timed out of a warm cache.
+
+use std::sync::Arc;
+
+use cudarc::driver::CudaSlice;
+use half::{bf16, f16};
+
+use super::blas::{self, GemmOperands};
+use super::dense::{run_dense, DenseOperands, LayerKernel};
+use super::error::CudaResultExt;
+use super::stream::{median_ms, Lane};
+use super::{CudaDevice, GpuElement};
+use crate::activation::Activation;
+use crate::bench::{Measurement, Shape};
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+
+/// Untimed runs of each variant before timing.
+const WARMUP: usize = 3;
+/// At most this many buffer sets, and at most this many bytes for all of them.
+const MAX_SETS: usize = 16;
+const MAX_SET_BYTES: usize = 2 << 30;
+
+/// What one variant runs.
+#[derive(Debug, Clone, Copy)]
+enum Variant {
+    /// The bare cuBLAS GEMM, no bias or activation: the ceiling for the others.
+    GemmOnly,
+    /// A complete dense layer.
+    Dense(LayerKernel),
+}
+
+const VARIANTS: [(&str, Variant); 5] = [
+    ("cublas-gemm-only", Variant::GemmOnly),
+    ("cublas+epilogue", Variant::Dense(LayerKernel::Cublas)),
+    ("cublaslt-bias+act", Variant::Dense(LayerKernel::CublasLt)),
+    ("fused", Variant::Dense(LayerKernel::Fused)),
+    ("fused_small", Variant::Dense(LayerKernel::FusedSmall)),
+];
+
+/// Times one dense layer of `shape` (sigmoid) per variant, in `dtype`, on `device`:
+/// `cublas-gemm-only`, `cublas+epilogue`, `cublaslt-bias+act`, `fused`, `fused_small`.
+///
+/// The median of `repeats` timed runs (at least 1) after warm-up; f32 GEMMs use full f32
+/// precision (no TF32).
+pub fn bench_dense(
+    device: &CudaDevice,
+    shape: Shape,
+    dtype: DType,
+    repeats: usize,
+) -> Result<Vec<Measurement>> {
+    match dtype {
+        DType::F32 => bench_typed::<f32>(device, shape, repeats),
+        DType::F16 => bench_typed::<f16>(device, shape, repeats),
+        DType::BF16 => bench_typed::<bf16>(device, shape, repeats),
+    }
+}
+
+/// One independent set of operands.
+struct BufferSet<T> {
+    a: CudaSlice<T>,
+    w: CudaSlice<T>,
+    bias: CudaSlice<T>,
+    out: CudaSlice<T>,
+}
+
+fn bench_typed<T: GpuElement>(
+    device: &CudaDevice,
+    shape: Shape,
+    repeats: usize,
+) -> Result<Vec<Measurement>> {
+    let inner = &device.inner;
+    let mut lane = inner.lanes.acquire()?;
+    let count = set_count(shape, T::DTYPE, inner.info.l2_cache_bytes)?;
+    let mut sets = (0..count)
+        .map(|seed| random_set::<T>(&lane, shape, seed as u64))
+        .collect::<Result<Vec<_>>>()?;
+    let context = Arc::clone(lane.stream.context());
+    let stream = Arc::clone(&lane.stream);
+    let mut measurements = Vec::with_capacity(VARIANTS.len());
+    for (label, variant) in VARIANTS {
+        let total_ms = median_ms(&context, &stream, WARMUP, repeats, || {
+            sets.iter_mut()
+                .try_for_each(|set| run_variant(device, &mut lane, variant, set, shape))
+        });
+        let synced = lane.synchronize();
+        let per_layer_ms = total_ms? / count as f64;
+        synced?;
+        measurements.push(Measurement::new(shape, label, T::DTYPE, per_layer_ms));
+    }
+    inner.check_deferred_errors()?;
+    Ok(measurements)
+}
+
+/// Enough sets to cover twice the L2 cache, within [`MAX_SETS`] and [`MAX_SET_BYTES`].
+fn set_count(shape: Shape, dtype: DType, l2_bytes: usize) -> Result<usize> {
+    let Shape { m, k, n } = shape;
+    let bytes = shape.min_bytes(dtype) as usize;
+    if m == 0 || k == 0 || n == 0 || bytes > MAX_SET_BYTES {
+        return Err(Error::InvalidArgument(format!(
+            "benchmark shape {shape} must be non-empty and need at most {MAX_SET_BYTES} bytes"
+        )));
+    }
+    let wanted = (2 * l2_bytes).div_ceil(bytes).max(1);
+    Ok(wanted.min(MAX_SETS).min(MAX_SET_BYTES / bytes).max(1))
+}
+
+fn random_set<T: GpuElement>(lane: &Lane, shape: Shape, seed: u64) -> Result<BufferSet<T>> {
+    let upload = |rows: usize, cols: usize, salt: u64| {
+        let values: Vec<T> = crate::tensor::random_batch(rows, cols, seed * 4 + salt)
+            .iter()
+            .map(|&x| T::from_f32(x))
+            .collect();
+        lane.stream
+            .clone_htod(&values)
+            .during("uploading benchmark operands")
+    };
+    Ok(BufferSet {
+        a: upload(shape.m, shape.k, 0)?,
+        w: upload(shape.k, shape.n, 1)?,
+        bias: upload(1, shape.n, 2)?,
+        out: upload(shape.m, shape.n, 3)?,
+    })
+}
+
+fn run_variant<T: GpuElement>(
+    device: &CudaDevice,
+    lane: &mut Lane,
+    variant: Variant,
+    set: &mut BufferSet<T>,
+    shape: Shape,
+) -> Result<()> {
+    let (a, w, bias) = (set.a.as_view(), set.w.as_view(), set.bias.as_view());
+    let mut out = set.out.as_view_mut();
+    let Shape { m, k, n } = shape;
+    match variant {
+        Variant::GemmOnly => {
+            let ops = GemmOperands {
+                a: &a,
+                w: &w,
+                z: &mut out,
+                m,
+                n,
+                k,
+            };
+            blas::gemm(&mut lane.blas, &lane.stream, ops, false)
+        }
+        Variant::Dense(kernel) => {
+            let ops = DenseOperands {
+                a: &a,
+                w: &w,
+                bias: &bias,
+                out: &mut out,
+                m,
+                n,
+                k,
+                activation: Activation::Sigmoid,
+            };
+            run_dense(&device.inner, lane, kernel, ops, false)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enough_sets_to_cover_the_l2_cache() {
+        let small = Shape::new(64, 64, 64);
+        let bytes = small.min_bytes(DType::F32) as usize;
+        assert_eq!(set_count(small, DType::F32, 50 << 20).unwrap(), MAX_SETS);
+        assert_eq!(set_count(small, DType::F32, bytes).unwrap(), 2);
+        let huge = Shape::new(16384, 16384, 4096);
+        assert_eq!(set_count(huge, DType::F16, 50 << 20).unwrap(), 1);
+    }
+}

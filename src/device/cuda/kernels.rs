@@ -1,0 +1,377 @@
+//! vecprop's own kernels (kernels/ABI.md): names, lazy per-device loading, and launches.
+//!
+//! Modules are loaded the first time one of their kernels is asked for and cached with the
+//! device, like candle's `get_or_load_func`. [`kernel_name`] is the one place that spells
+//! kernel names. The launch wrappers check every size against the buffers before the one
+//! `unsafe` call, whose SAFETY comment rests on those checks.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use cudarc::driver::sys::CUresult;
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaModule, CudaStream, CudaView, CudaViewMut, DriverError,
+    LaunchConfig, PushKernelArg,
+};
+use cudarc::nvrtc::Ptx;
+
+use super::context::driver_version;
+use super::error::CudaResultExt;
+use super::{ptx, GpuElement};
+use crate::activation::Activation;
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+
+/// Which kernel family (ABI.md), by the prefix of its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum KernelOp {
+    /// `bias_<act>_<dtype>`: in-place bias + activation over a GEMM's output.
+    BiasActivation,
+    /// `fused_<act>_<dtype>`: GEMM + bias + activation, 128×128 tiles.
+    Fused,
+    /// `fused_small_<act>_<dtype>`: the same with 64×64 tiles, for small problems.
+    FusedSmall,
+}
+
+impl KernelOp {
+    fn prefix(self) -> &'static str {
+        match self {
+            KernelOp::BiasActivation => "bias",
+            KernelOp::Fused => "fused",
+            KernelOp::FusedSmall => "fused_small",
+        }
+    }
+
+    fn module(self) -> &'static str {
+        match self {
+            KernelOp::BiasActivation => "epilogue",
+            KernelOp::Fused | KernelOp::FusedSmall => "fused_dense",
+        }
+    }
+
+    /// (block tile edge, threads per block) of the fused kernels.
+    fn fused_tile(self) -> (u32, u32) {
+        match self {
+            KernelOp::FusedSmall => (64, 128),
+            _ => (128, 256),
+        }
+    }
+}
+
+/// `<op>_<act>_<dtype>`, e.g. `fused_small_relu_bf16` or `bias_softmax_f32`.
+///
+/// Errors for a fused softmax, which the ABI does not have (softmax needs whole rows).
+pub(crate) fn kernel_name(op: KernelOp, activation: Activation, dtype: DType) -> Result<String> {
+    if op != KernelOp::BiasActivation && !activation.is_elementwise() {
+        return Err(Error::InvalidArgument(format!(
+            "there is no fused {activation} kernel; run a GEMM, then bias_{activation}"
+        )));
+    }
+    Ok(format!(
+        "{}_{}_{}",
+        op.prefix(),
+        activation.name(),
+        dtype.name()
+    ))
+}
+
+/// The kernel modules of one GPU, loaded on first use.
+pub(crate) struct KernelCache {
+    context: Arc<CudaContext>,
+    modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
+    functions: Mutex<HashMap<String, CudaFunction>>,
+    multiprocessors: u32,
+}
+
+impl KernelCache {
+    pub(crate) fn new(context: Arc<CudaContext>, multiprocessors: usize) -> Self {
+        KernelCache {
+            context,
+            modules: Mutex::default(),
+            functions: Mutex::default(),
+            multiprocessors: u32::try_from(multiprocessors).unwrap_or(u32::MAX).max(1),
+        }
+    }
+
+    /// The kernel `<op>_<act>_<dtype>`, loading its module if needed.
+    pub(crate) fn get(
+        &self,
+        op: KernelOp,
+        activation: Activation,
+        dtype: DType,
+    ) -> Result<CudaFunction> {
+        let name = kernel_name(op, activation, dtype)?;
+        if let Some(function) = lock(&self.functions).get(&name) {
+            return Ok(function.clone());
+        }
+        let module = self.module(op.module())?;
+        let function = module.load_function(&name).during(&format!(
+            "looking up kernel `{name}` in module `{}`",
+            op.module()
+        ))?;
+        lock(&self.functions).insert(name, function.clone());
+        Ok(function)
+    }
+
+    fn module(&self, name: &'static str) -> Result<Arc<CudaModule>> {
+        let mut modules = lock(&self.modules);
+        if let Some(module) = modules.get(name) {
+            return Ok(Arc::clone(module));
+        }
+        let source = ptx::module(name).ok_or_else(|| Error::Cuda {
+            context: format!("loading kernel module `{name}`"),
+            message: format!("this build has no kernels/{name}.cu"),
+        })?;
+        let module = self
+            .context
+            .load_module(Ptx::from_src(source))
+            .map_err(|err| module_load_error(name, err))?;
+        modules.insert(name, Arc::clone(&module));
+        Ok(module)
+    }
+}
+
+/// Explains a PTX load failure; an unsupported PTX version means the driver is too old.
+fn module_load_error(name: &str, err: DriverError) -> Error {
+    let context = format!("loading kernel module `{name}`");
+    if err.0 != CUresult::CUDA_ERROR_UNSUPPORTED_PTX_VERSION {
+        return Error::Cuda {
+            context,
+            message: format!("{err:?}"),
+        };
+    }
+    let driver = match driver_version() {
+        Ok((major, minor)) => format!("this driver supports CUDA {major}.{minor}"),
+        Err(_) => "the driver's version is unknown".to_string(),
+    };
+    Error::Cuda {
+        context,
+        message: format!(
+            "the embedded PTX was built by CUDA 13.0 nvcc and needs a driver >= 580 (CUDA 13.0), \
+             but {driver}. Update the driver, or rebuild with an nvcc no newer than your driver \
+             (see scripts/install-nvcc.sh)"
+        ),
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The caches stay valid whatever panicked while they were held.
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `n` as the kernels' `int`, or an error naming what overflowed.
+fn as_int(n: usize, what: &str) -> Result<i32> {
+    i32::try_from(n).map_err(|_| {
+        Error::InvalidArgument(format!(
+            "{what} = {n} exceeds the kernels' limit of 2^31 - 1"
+        ))
+    })
+}
+
+fn check_len(what: &str, have: usize, need: usize) -> Result<()> {
+    if have < need {
+        return Err(Error::InvalidArgument(format!(
+            "{what} holds {have} elements but the launch needs {need}"
+        )));
+    }
+    Ok(())
+}
+
+/// `z[r][c] = g(z[r][c] + bias[c])` in place over a `rows × cols` row-major matrix;
+/// `bias == None` adds nothing (passes NULL). Softmax works row by row.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn bias_activation<T: GpuElement>(
+    kernels: &KernelCache,
+    stream: &CudaStream,
+    activation: Activation,
+    z: &mut CudaViewMut<'_, T>,
+    bias: Option<&CudaView<'_, T>>,
+    rows: usize,
+    cols: usize,
+) -> Result<()> {
+    let elements = rows.saturating_mul(cols);
+    let (rows_i, cols_i) = (as_int(rows, "rows")?, as_int(cols, "columns")?);
+    as_int(elements, "rows x columns")?;
+    check_len("the output", z.len(), elements)?;
+    if let Some(bias) = bias {
+        check_len("the bias", bias.len(), cols)?;
+    }
+    if elements == 0 {
+        return Ok(());
+    }
+    let function = kernels.get(KernelOp::BiasActivation, activation, T::DTYPE)?;
+    let grid = if activation.is_elementwise() {
+        // ABI.md: min(ceil(rows*cols / (256 * (16 / sizeof T))), 32 * SMs), at least 1.
+        let per_block = 256 * (16 / T::DTYPE.size_in_bytes());
+        let blocks = elements.div_ceil(per_block);
+        u32::try_from(blocks)
+            .unwrap_or(u32::MAX)
+            .min(32 * kernels.multiprocessors)
+            .max(1)
+    } else {
+        // ABI.md: one warp per row, 8 rows per 256-thread block.
+        u32::try_from(rows.div_ceil(8)).map_err(|_| {
+            Error::InvalidArgument(format!("{rows} rows are too many for one launch"))
+        })?
+    };
+    let config = LaunchConfig {
+        grid_dim: (grid, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let null: u64 = 0;
+    let mut launch = stream.launch_builder(&function);
+    launch.arg(z);
+    match bias {
+        Some(bias) => launch.arg(bias),
+        None => launch.arg(&null),
+    };
+    launch.arg(&rows_i).arg(&cols_i);
+    // SAFETY:
+    // 1. The arguments match ABI.md's `bias_<act>_<dtype>(T* z, const T* bias, int rows,
+    //    int cols)` in order and type: two device pointers of `T` (the kernel was looked up
+    //    by `T::DTYPE`, so its `T` is ours), or NULL for the bias, which the ABI allows,
+    //    then two `i32`s.
+    // 2. `z` holds at least rows × cols elements and `bias` (when given) at least cols,
+    //    checked above; rows × cols fits an `int`. The kernel touches nothing else.
+    // 3. The buffers outlive the launch in stream order: they are borrowed here, cudarc's
+    //    event tracking orders this launch after earlier writes on other streams, and the
+    //    caller synchronises the stream before the buffers are freed or reused.
+    // 4. The block size and grid are those ABI.md prescribes; no dynamic shared memory.
+    unsafe { launch.launch(config) }.during(&format!("launching bias_{activation}"))?;
+    Ok(())
+}
+
+/// A fused dense layer's operands: `out = g(a · w + bias)`, row-major, `a` m×k, `w` k×n.
+pub(crate) struct FusedArgs<'a, 'b, T> {
+    pub(crate) a: &'b CudaView<'a, T>,
+    pub(crate) w: &'b CudaView<'a, T>,
+    pub(crate) bias: &'b CudaView<'a, T>,
+    pub(crate) out: &'b mut CudaViewMut<'a, T>,
+    pub(crate) m: usize,
+    pub(crate) n: usize,
+    pub(crate) k: usize,
+}
+
+/// Launches `fused_<act>` or `fused_small_<act>` (by `op`) on `args`.
+pub(crate) fn fused_dense<T: GpuElement>(
+    kernels: &KernelCache,
+    stream: &CudaStream,
+    op: KernelOp,
+    activation: Activation,
+    args: FusedArgs<'_, '_, T>,
+) -> Result<()> {
+    let FusedArgs {
+        a,
+        w,
+        bias,
+        out,
+        m,
+        n,
+        k,
+    } = args;
+    if op == KernelOp::BiasActivation {
+        return Err(Error::InvalidArgument("not a fused kernel".into()));
+    }
+    let (m_i, n_i, k_i) = (as_int(m, "m")?, as_int(n, "n")?, as_int(k, "k")?);
+    for (what, product) in [
+        ("m x k", m.checked_mul(k)),
+        ("k x n", k.checked_mul(n)),
+        ("m x n", m.checked_mul(n)),
+    ] {
+        as_int(product.unwrap_or(usize::MAX), what)?;
+    }
+    check_len("the input", a.len(), m * k)?;
+    check_len("the weights", w.len(), k * n)?;
+    check_len("the bias", bias.len(), n)?;
+    check_len("the output", out.len(), m * n)?;
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    let function = kernels.get(op, activation, T::DTYPE)?;
+    let (tile, threads) = op.fused_tile();
+    let grid_x = u32::try_from(n.div_ceil(tile as usize)).unwrap_or(u32::MAX);
+    let grid_y = u32::try_from(m.div_ceil(tile as usize)).unwrap_or(u32::MAX);
+    if grid_y > 65_535 {
+        return Err(Error::InvalidArgument(format!(
+            "{m} rows need {grid_y} row tiles, more than one launch allows (65535); lower max_batch"
+        )));
+    }
+    let config = LaunchConfig {
+        grid_dim: (grid_x, grid_y, 1),
+        block_dim: (threads, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let mut launch = stream.launch_builder(&function);
+    launch
+        .arg(a)
+        .arg(w)
+        .arg(bias)
+        .arg(out)
+        .arg(&m_i)
+        .arg(&n_i)
+        .arg(&k_i);
+    // SAFETY:
+    // 1. The arguments match ABI.md's `fused_*_<act>_<dtype>(const T* a, const T* w,
+    //    const T* bias, T* out, int m, int n, int k)` in order and type; the kernel was
+    //    looked up by `T::DTYPE`, so its `T` is ours. The bias is never NULL here.
+    // 2. `a` ≥ m·k, `w` ≥ k·n, `bias` ≥ n and `out` ≥ m·n elements, checked above, and each
+    //    product fits an `int`; the ABI's kernels are bounds-checked for any shape, so they
+    //    touch nothing outside those ranges. `out` is a `&mut` view, so it aliases no input.
+    // 3. The views borrow their buffers for this call; cudarc's event tracking orders the
+    //    launch after earlier writes, and the caller synchronises before freeing or reuse.
+    // 4. Grid and block are ABI.md's for this tile size (grid.y ≤ 65535 checked above);
+    //    shared memory is static, so the dynamic size is 0.
+    unsafe { launch.launch(config) }.during(&format!("launching {}_{activation}", op.prefix()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_abi() {
+        let name = |op, act, dtype| kernel_name(op, act, dtype).unwrap();
+        assert_eq!(
+            name(KernelOp::BiasActivation, Activation::Sigmoid, DType::F32),
+            "bias_sigmoid_f32"
+        );
+        assert_eq!(
+            name(KernelOp::BiasActivation, Activation::Softmax, DType::BF16),
+            "bias_softmax_bf16"
+        );
+        assert_eq!(
+            name(KernelOp::Fused, Activation::Relu, DType::F16),
+            "fused_relu_f16"
+        );
+        assert_eq!(
+            name(KernelOp::FusedSmall, Activation::Linear, DType::F32),
+            "fused_small_linear_f32"
+        );
+        assert!(kernel_name(KernelOp::Fused, Activation::Softmax, DType::F32).is_err());
+    }
+
+    #[test]
+    fn every_abi_kernel_is_in_the_ptx() {
+        for dtype in DType::ALL {
+            for activation in Activation::ALL {
+                for op in [
+                    KernelOp::BiasActivation,
+                    KernelOp::Fused,
+                    KernelOp::FusedSmall,
+                ] {
+                    let Ok(name) = kernel_name(op, activation, dtype) else {
+                        continue;
+                    };
+                    let source = ptx::module(op.module()).unwrap_or_default();
+                    assert!(
+                        source.contains(&format!(".entry {name}(")),
+                        "module {} lacks {name}",
+                        op.module()
+                    );
+                }
+            }
+        }
+    }
+}
