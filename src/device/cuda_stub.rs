@@ -106,13 +106,3 @@ pub fn bench_dense(
 pub fn describe_devices() -> Result<Vec<String>> {
     Err(Error::CudaNotBuilt)
 }
-
-/// Unreachable: no [`CudaDevice`] exists in this build.
-pub fn bench_dense(
-    device: &CudaDevice,
-    _shape: crate::bench::Shape,
-    _dtype: DType,
-    _repeats: usize,
-) -> Result<Vec<crate::bench::Measurement>> {
-    match *device {}
-}
