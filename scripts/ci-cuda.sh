@@ -13,6 +13,7 @@ scripts/install-nvcc.sh
 export NVCC="$repo_root/.toolchain/cuda/nvidia/cu13/bin/nvcc"
 
 cargo build --features cuda --all-targets
+cargo clippy --features cuda --all-targets -- -D warnings
 
 # Check the PTX of this build only (not stale modules from other profiles).
 out_dirs=$(ls -d target/debug/build/vecprop-*/out 2>/dev/null || true)
