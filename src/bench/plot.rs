@@ -35,8 +35,10 @@ const PLOT_LEFT: f64 = 64.0;
 const PLOT_RIGHT: f64 = 16.0;
 const PLOT_TOP: f64 = 34.0;
 const PLOT_BOTTOM: f64 = 46.0;
+/// The narrowest picture, so that the header fits.
+const MIN_WIDTH: f64 = 660.0;
 /// Space above the legend for the title and the device.
-const HEADER_H: f64 = 64.0;
+const HEADER_H: f64 = 100.0;
 /// One legend entry's width and height.
 const LEGEND_ENTRY_W: f64 = 250.0;
 const LEGEND_ROW_H: f64 = 22.0;
@@ -76,7 +78,8 @@ pub fn render_svg(report: &BenchReport) -> String {
     let legend = Legend::new(&panels.series);
     let columns = panels.by_kn.len().clamp(1, COLUMNS);
     let rows = panels.by_kn.len().div_ceil(COLUMNS).max(1);
-    let width = columns as f64 * PANEL_W;
+    // Wide enough for the header even with a single panel.
+    let width = (columns as f64 * PANEL_W).max(MIN_WIDTH);
     let legend_per_row = ((width - 24.0) / LEGEND_ENTRY_W).floor().max(1.0) as usize;
     let legend_rows = legend.entries.len().div_ceil(legend_per_row);
     let legend_h = legend_rows as f64 * LEGEND_ROW_H + if legend_rows > 0 { 12.0 } else { 0.0 };
@@ -510,14 +513,16 @@ fn header(svg: &mut String, report: &BenchReport, panels: &Panels, width: f64) {
         report.device.as_str()
     };
     svg.push_str(&format!(
-        "<text class=\"title\" x=\"12\" y=\"24\" font-size=\"18\" font-weight=\"600\" \
-         fill=\"#111111\">Dense layer throughput against batch rows M: {}</text>\n",
+        "<text class=\"title\" x=\"12\" y=\"26\" font-size=\"18\" font-weight=\"600\" \
+         fill=\"#111111\">Dense layer throughput against batch rows M</text>\n\
+         <text class=\"device\" x=\"12\" y=\"48\" font-size=\"14\" fill=\"#111111\">{}</text>\n",
         escape(device)
     ));
     svg.push_str(&format!(
-        "<text x=\"12\" y=\"46\" fill=\"#555555\">out = g(A·W + bias), A: M×K, W: K×N. \
-         Throughput = 2·M·K·N / median time, in {} (log scale; each panel \
-         scaled to its own data). Hover over a point for its numbers.</text>\n",
+        "<text x=\"12\" y=\"68\" fill=\"#555555\">out = g(A·W + bias), A: M×K, W: K×N; \
+         throughput = 2·M·K·N / median time, in {}.</text>\n\
+         <text x=\"12\" y=\"84\" fill=\"#555555\">Log scales; each panel&apos;s y axis is fitted \
+         to its data. Hover over a point for its numbers.</text>\n",
         panels.unit.label()
     ));
     svg.push_str(&format!(
