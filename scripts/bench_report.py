@@ -29,6 +29,8 @@ ORDER = [
     "cpu",
     "torch-eager",
     "torch-compile",
+    "torch-eager-pinned",
+    "torch-cudagraph",
 ]
 GEMM_ONLY = "cublas-gemm-only"
 UNFUSED = "cublas+epilogue"
@@ -210,15 +212,33 @@ def ceilings_lines(reports):
             continue
         parts = []
         if finite(c.get("d2d_copy_gbytes_per_s")):
-            parts.append(f"device-to-device copy {c['d2d_copy_gbytes_per_s'] / 1e3:.2f} TB/s (read + write)")
+            bw = c["d2d_copy_gbytes_per_s"]
+            bw = f"{bw / 1e3:.2f} TB/s" if bw >= 1e3 else f"{bw:.3g} GB/s"
+            parts.append(f"device-to-device copy {bw} (read + write)")
         if finite(c.get("bf16_gemm_tflops")):
-            parts.append(f"bf16 {c.get('bf16_gemm_n', '?')}³ GEMM {c['bf16_gemm_tflops']:.0f} TFLOP/s")
+            parts.append(f"bf16 {c.get('bf16_gemm_n', '?')}³ GEMM {c['bf16_gemm_tflops']:.3g} TFLOP/s")
         known = {"d2d_copy_gbytes_per_s", "bf16_gemm_tflops", "bf16_gemm_n", "d2d_copy_bytes",
                  "d2d_copy_median_ms", "bf16_gemm_median_ms"}
         parts += [f"{k} = {v}" for k, v in sorted(c.items()) if k not in known]
         out.append(f"Ceilings measured by {source}: " + "; ".join(parts) + ".")
     if out:
         out.append("")
+    return out
+
+
+def compile_lines(reports):
+    """Which torch.compile modes the compiled rows used (torch_gpu_bench.py's "compile")."""
+    out = []
+    for source, report in reports:
+        records = report.get("compile") or []
+        counts = {}
+        for r in records:
+            if isinstance(r, dict):
+                mode = r.get("mode") or "not compiled"
+                counts[mode] = counts.get(mode, 0) + 1
+        if counts:
+            parts = [f"{mode}: {count}" for mode, count in sorted(counts.items())]
+            out += [f"torch.compile modes ({source}): " + ", ".join(parts) + ".", ""]
     return out
 
 
@@ -246,6 +266,7 @@ def render(reports):
         "",
     ]
     out += shape_tables(rows) + network_table(rows) + latency_table(reports) + ceilings_lines(reports)
+    out += compile_lines(reports)
     errors = [(source, e) for source, report in reports for e in report.get("errors") or []]
     if errors:
         out.append("Not measured: " + "; ".join(f"{e.get('what')} ({source}: {e.get('error')})" for source, e in errors) + ".")
@@ -266,12 +287,63 @@ def write_atomically(path, text):
         raise
 
 
+def self_test():
+    """Synthetic reports with missing variants and bad values; checks the tables."""
+    def row(m, k, n, variant, dtype, ms):
+        return {"m": m, "k": k, "n": n, "variant": variant, "dtype": dtype, "median_ms": ms,
+                "gflops": 2 * m * k * n / (ms / 1e3) / 1e9}
+    vec = {"device": "cuda:0 (NVIDIA H100 80GB HBM3, sm_90)", "results": [
+        row(1024, 784, 512, "cublas-gemm-only", "f32", 0.040),
+        row(1024, 784, 512, "cublas+epilogue", "f32", 0.050),
+        row(1024, 784, 512, "fused", "f32", 0.025),
+        row(64, 784, 512, "cublas+epilogue", "f32", 0.010),  # no gemm-only, no fused
+        dict(row(1, 64, 64, "cpu", "f32", 0.002), gflops=float("nan")),
+        {"m": 1, "variant": "broken"},
+    ]}
+    tor = {"device": "NVIDIA H100 80GB HBM3 / driver 580 / torch 2.11", "results": [
+        row(1024, 784, 512, "torch-eager", "f32", 0.060),
+        row(1024, 784, 512, "torch-compile", "f32", 0.045),
+        row(65536, 784, 10, "torch-eager-network", "bf16", 0.5),
+    ], "latency": [{"batch": 1, "variant": "torch-cudagraph", "median_us": 20.0, "p99_us": 30.0}],
+        "ceilings": {"d2d_copy_gbytes_per_s": 3000.0, "bf16_gemm_tflops": 790.0, "bf16_gemm_n": 8192},
+        "compile": [{"mode": "max-autotune-no-cudagraphs"}, {"mode": None}]}
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for name, report in (("v.json", vec), ("t.json", tor)):
+            paths.append(os.path.join(tmp, name))
+            with open(paths[-1], "w") as fh:
+                json.dump(report, fh)
+        text = render([("vecprop", load(paths[0], "vecprop")), ("torch", load(paths[1], "torch"))])
+    lines = text.splitlines()
+    row1024 = next(line for line in lines if line.startswith("| 1024 |"))
+    cells = [c.strip() for c in row1024.strip("|").split("|")]
+    # M, gemm-only, +epilogue, fused, torch-eager, torch-compile, fused vs +epi, fused vs torch.
+    assert cells[0] == "1024" and len(cells) == 8, cells
+    assert cells[2].endswith("80%"), cells  # 0.040 / 0.050
+    assert cells[3].endswith("160%"), cells
+    assert cells[6] == "2.00×" and cells[7] == "1.80×", cells
+    row64 = next(line for line in lines if line.startswith("| 64 |"))
+    # Only cublas+epilogue was measured at M = 64: every other cell is a dash.
+    assert row64.count("–") == 6 and "0.0100 ms · 5.14 |" in row64, row64
+    assert "0.0020 ms · –" in text  # NaN throughput
+    assert "784-512-256-10 | 65536 | bf16 | torch-eager-network" in text
+    assert "| 1 | 20.0 / 30.0 |" in text
+    assert "3.00 TB/s" in text and "8192³ GEMM 790 TFLOP/s" in text
+    assert "max-autotune-no-cudagraphs: 1, not compiled: 1" in text
+    assert "warning" not in text
+    print("self-test passed", file=sys.stderr)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--vecprop", metavar="vecprop.json", help="`vecprop bench --json` output")
     parser.add_argument("--torch", metavar="torch.json", help="scripts/torch_gpu_bench.py output")
     parser.add_argument("--markdown", metavar="OUT.md", help="also write the tables here")
+    parser.add_argument("--self-test", action="store_true", help="check the tables on synthetic data")
     args = parser.parse_args()
+    if args.self_test:
+        self_test()
+        return
     if not args.vecprop and not args.torch:
         parser.error("give --vecprop, --torch or both")
     reports = []
