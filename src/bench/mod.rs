@@ -2,6 +2,7 @@
 
 mod cpu;
 mod peak;
+pub mod plot;
 
 pub use peak::cpu_fma_peak_gflops;
 
