@@ -23,6 +23,9 @@ pub struct Args {
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Also plot throughput against M, one panel per (K, N), to this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
     /// Only measure the CPU's f32 FMA peak (the ceiling for CPU GEMM numbers) and print it.
     #[arg(long)]
     peak: bool,
@@ -60,6 +63,9 @@ pub fn run(args: Args) -> Result<()> {
         let json = serde_json::to_vec_pretty(&report)
             .map_err(|e| Error::io(path, std::io::Error::other(e)))?;
         io::write_atomic(path, &json)?;
+    }
+    if let Some(path) = &args.plot {
+        vecprop::bench::plot::write_svg(&report, path)?;
     }
     super::print(&report.table())
 }
