@@ -10,9 +10,12 @@
 //! every output element must be finite.
 #![cfg(feature = "cuda")]
 
+mod common;
+
 use std::thread;
 
-use ndarray::{array, Array1, Array2, ArrayView2};
+use common::reference_forward;
+use ndarray::{array, Array1, Array2};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use vecprop::device::cuda::{bench_dense, describe_devices, CudaDevice};
@@ -92,45 +95,6 @@ fn random_input(rows: usize, cols: usize, dtype: DType, seed: u64) -> Array2<f32
     vecprop::tensor::random_batch(rows, cols, seed).mapv(|x| dtype.round(x))
 }
 
-/// The plain definition, in f64: for each row and unit, bias plus the dot product, then g.
-fn reference(network: &Network, input: ArrayView2<'_, f32>) -> Array2<f64> {
-    let mut activations = input.mapv(f64::from);
-    for layer in network.layers() {
-        let (weight, bias) = (layer.weight(), layer.bias());
-        let mut z = Array2::<f64>::zeros((activations.nrows(), layer.units()));
-        for row in 0..activations.nrows() {
-            for unit in 0..layer.units() {
-                let mut sum = f64::from(bias[unit]);
-                for i in 0..layer.inputs() {
-                    sum += activations[[row, i]] * f64::from(weight[[i, unit]]);
-                }
-                z[[row, unit]] = sum;
-            }
-            apply_f64(
-                layer.activation(),
-                z.row_mut(row).as_slice_mut().expect("rows are contiguous"),
-            );
-        }
-        activations = z;
-    }
-    activations
-}
-
-fn apply_f64(activation: Activation, row: &mut [f64]) {
-    match activation {
-        Activation::Sigmoid => row.iter_mut().for_each(|z| *z = 1.0 / (1.0 + (-*z).exp())),
-        Activation::Relu => row.iter_mut().for_each(|z| *z = z.max(0.0)),
-        Activation::Tanh => row.iter_mut().for_each(|z| *z = z.tanh()),
-        Activation::Linear => {}
-        Activation::Softmax => {
-            let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            row.iter_mut().for_each(|z| *z = (*z - max).exp());
-            let sum: f64 = row.iter().sum();
-            row.iter_mut().for_each(|z| *z /= sum);
-        }
-    }
-}
-
 /// `max |got - want| / max(max |want|, floor)`, after asserting every element is finite.
 fn relative_error(got: &Array2<f32>, want: &Array2<f64>, what: &str) -> f64 {
     assert_eq!(got.dim(), want.dim(), "{what}: output shape");
@@ -184,7 +148,7 @@ fn check_parity(
             let got = plan
                 .forward(input.view())
                 .unwrap_or_else(|err| panic!("{what}: {err}"));
-            let error = relative_error(&got, &reference(&network, input.view()), &what);
+            let error = relative_error(&got, &reference_forward(&network, &input), &what);
             assert!(
                 error <= precision.tolerance,
                 "{what}: relative error {error:e} > {:e}; kernels: {:?}",
@@ -265,7 +229,7 @@ fn worked_example_on_the_gpu() {
         .build()
         .expect("the worked example is valid");
     let input = array![[200.0_f32, 17.0]];
-    let want = reference(&network, input.view());
+    let want = reference_forward(&network, &input);
     for strategy in STRATEGIES {
         let plan = compile(&network, &device, strategy, F32, 4);
         let got = plan.forward(input.view()).expect("forward");
@@ -281,7 +245,7 @@ fn batches_larger_than_max_batch_run_in_chunks() {
     let (device, _) = gpu();
     let network = random_network(&[33, 65, 7], Activation::Tanh, DType::F32, 7);
     let input = random_input(2500, 33, DType::F32, 8);
-    let want = reference(&network, input.view());
+    let want = reference_forward(&network, &input);
     for strategy in STRATEGIES {
         let plan = compile(&network, &device, strategy, F32, 1000);
         let got = plan.forward(input.view()).expect("forward");
@@ -309,7 +273,7 @@ fn four_threads_share_one_plan() {
                             random_input(rows, 130, DType::F32, thread_index * 100 + round as u64);
                         let got = plan.forward(input.view()).expect("forward");
                         let error =
-                            relative_error(&got, &reference(network, input.view()), "threads");
+                            relative_error(&got, &reference_forward(network, &input), "threads");
                         assert!(
                             error <= F32.tolerance,
                             "{strategy}: thread {thread_index}: {error:e}"
