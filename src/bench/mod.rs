@@ -202,13 +202,28 @@ pub fn median_ms(warmup: usize, repeats: usize, mut run: impl FnMut(usize)) -> f
     median(&mut times)
 }
 
-/// The median of a non-empty list (mean of the middle two for an even count).
+/// The median of `values` (the mean of the middle two for an even count); 0 when empty.
 pub fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
     if values.len() % 2 == 1 {
         values[mid]
     } else {
         (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&mut []), 0.0);
     }
 }

@@ -11,6 +11,7 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::graph::network::Network;
 use crate::graph::plan::PlanOptions;
+use crate::graph::streaming::Pipeline;
 
 /// A GPU. Uninhabited in this build.
 #[derive(Clone, Debug)]
@@ -34,6 +35,11 @@ impl CudaDevice {
 
     /// Unreachable: no value of this type exists.
     pub fn pool_stats(&self) -> PoolStats {
+        match *self {}
+    }
+
+    /// Unreachable: no value of this type exists.
+    pub fn tuning_runs(&self) -> u64 {
         match *self {}
     }
 
@@ -88,6 +94,18 @@ impl CudaPlan {
     }
 
     pub(crate) fn kernel_choices(&self) -> Vec<String> {
+        match *self {}
+    }
+
+    pub(crate) fn graph_status(&self) -> Vec<String> {
+        match *self {}
+    }
+
+    pub(crate) fn pipeline(&self) -> Result<Box<dyn Pipeline + '_>> {
+        match *self {}
+    }
+
+    pub(crate) fn time_resident_pass(&self, _rows: usize, _repeats: usize) -> Result<f64> {
         match *self {}
     }
 }
