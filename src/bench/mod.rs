@@ -1,8 +1,10 @@
 //! The benchmark engine shared by `vecprop bench` and the criterion benches.
 
 mod cpu;
+pub mod e2e;
 mod peak;
 
+pub use e2e::{run_end_to_end, EndToEnd};
 pub use peak::cpu_fma_peak_gflops;
 
 use std::fmt;
@@ -125,15 +127,43 @@ pub struct BenchReport {
     pub device: String,
     /// One row per shape, dtype and variant.
     pub results: Vec<Measurement>,
+    /// `--latency`: small batches host to host, with and without CUDA Graphs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Vec<e2e::LatencyResult>>,
+    /// `--network-throughput`: one large batch per dtype.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_throughput: Option<Vec<e2e::ThroughputResult>>,
+    /// `--streaming`: many batches through `forward_stream`, with the bounds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub streaming: Option<Vec<e2e::StreamingResult>>,
+    /// `--callers`: threads sharing one plan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callers: Option<Vec<e2e::CallersResult>>,
 }
 
 impl BenchReport {
-    /// A fixed-width table: shape, variant, dtype, median ms, GFLOP/s, GB/s.
+    /// An empty report for `device`.
+    pub fn new(device: String) -> Self {
+        BenchReport {
+            device,
+            results: Vec::new(),
+            latency: None,
+            network_throughput: None,
+            streaming: None,
+            callers: None,
+        }
+    }
+
+    /// Fixed-width tables: per layer (shape, variant, dtype, median ms, GFLOP/s, GB/s),
+    /// then each end-to-end section that was run.
     pub fn table(&self) -> String {
-        let mut out = format!(
-            "device: {}\n{:<20} {:<22} {:<5} {:>12} {:>10} {:>9}\n",
-            self.device, "shape (MxKxN)", "variant", "dtype", "median ms", "GFLOP/s", "GB/s"
-        );
+        let mut out = format!("device: {}\n", self.device);
+        if !self.results.is_empty() {
+            out.push_str(&format!(
+                "{:<20} {:<22} {:<5} {:>12} {:>10} {:>9}\n",
+                "shape (MxKxN)", "variant", "dtype", "median ms", "GFLOP/s", "GB/s"
+            ));
+        }
         for r in &self.results {
             let shape = format!("{}x{}x{}", r.m, r.k, r.n);
             out.push_str(&format!(
@@ -141,6 +171,7 @@ impl BenchReport {
                 shape, r.variant, r.dtype, r.median_ms, r.gflops, r.gbytes_per_s
             ));
         }
+        out.push_str(&e2e::tables(self));
         out
     }
 }
@@ -181,8 +212,8 @@ pub fn run(
         }
     }
     Ok(BenchReport {
-        device: device.name(),
         results,
+        ..BenchReport::new(device.name())
     })
 }
 

@@ -120,6 +120,16 @@ pub fn bench_dense(
     match *device {}
 }
 
+/// Unreachable: no [`CudaDevice`] exists in this build.
+pub fn bench_copies(
+    device: &CudaDevice,
+    _h2d_bytes: usize,
+    _d2h_bytes: usize,
+    _repeats: usize,
+) -> Result<(f64, f64)> {
+    match *device {}
+}
+
 /// Always [`Error::CudaNotBuilt`].
 pub fn describe_devices() -> Result<Vec<String>> {
     Err(Error::CudaNotBuilt)
