@@ -299,7 +299,8 @@ pub fn streaming(
                 }
                 Ok(seconds)
             };
-            run(2)?;
+            // Warm-up: enough batches that every pipeline slot has its buffers.
+            run(4)?;
             let rows_per_s = (batches * rows) as f64 / run(batches)?;
             let compute_ms = plan.time_resident_pass(rows, 5)?.max(1e-9);
             let compute_alone_rows_per_s = rows as f64 / (compute_ms / 1e3);
