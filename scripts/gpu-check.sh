@@ -148,7 +148,8 @@ for exe in "$here"/benches/*; do
 done
 
 vecprop="$here/bin/vecprop"
-for command in "devices" "demo --device cuda" "bench --device cuda --json $OUT/bench.json"; do
+for command in "devices" "demo --device cuda" "bench --device cuda --json $OUT/bench.json" \
+    "bench --device cuda --latency --network-throughput --streaming --callers 1,2,4,8 --json $OUT/e2e.json"; do
     # shellcheck disable=SC2086 # the command is split into words on purpose
     if check "vecprop $command" "$vecprop" $command; then
         passed=$((passed + 1)); else failed=$((failed + 1)); fi

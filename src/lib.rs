@@ -39,3 +39,5 @@ pub use error::{Error, Result};
 pub use graph::dense::Dense;
 pub use graph::network::{Network, NetworkBuilder};
 pub use graph::plan::{Plan, PlanOptions, Strategy};
+pub use graph::streaming::StreamBatch;
+pub use graph::tuning::TuningCache;

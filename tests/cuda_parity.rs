@@ -122,6 +122,7 @@ fn compile(
         dtype: Some(precision.dtype),
         strategy,
         allow_tf32: precision.allow_tf32,
+        ..PlanOptions::default()
     };
     network
         .compile(device, options)

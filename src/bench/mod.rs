@@ -1,9 +1,11 @@
 //! The benchmark engine shared by `vecprop bench` and the criterion benches.
 
 mod cpu;
+pub mod e2e;
 mod peak;
 pub mod plot;
 
+pub use e2e::{run_end_to_end, EndToEnd};
 pub use peak::cpu_fma_peak_gflops;
 
 use std::fmt;
@@ -126,15 +128,43 @@ pub struct BenchReport {
     pub device: String,
     /// One row per shape, dtype and variant.
     pub results: Vec<Measurement>,
+    /// `--latency`: small batches host to host, with and without CUDA Graphs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Vec<e2e::LatencyResult>>,
+    /// `--network-throughput`: one large batch per dtype.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_throughput: Option<Vec<e2e::ThroughputResult>>,
+    /// `--streaming`: many batches through `forward_stream`, with the bounds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub streaming: Option<Vec<e2e::StreamingResult>>,
+    /// `--callers`: threads sharing one plan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callers: Option<Vec<e2e::CallersResult>>,
 }
 
 impl BenchReport {
-    /// A fixed-width table: shape, variant, dtype, median ms, GFLOP/s, GB/s.
+    /// An empty report for `device`.
+    pub fn new(device: String) -> Self {
+        BenchReport {
+            device,
+            results: Vec::new(),
+            latency: None,
+            network_throughput: None,
+            streaming: None,
+            callers: None,
+        }
+    }
+
+    /// Fixed-width tables: per layer (shape, variant, dtype, median ms, GFLOP/s, GB/s),
+    /// then each end-to-end section that was run.
     pub fn table(&self) -> String {
-        let mut out = format!(
-            "device: {}\n{:<20} {:<22} {:<5} {:>12} {:>10} {:>9}\n",
-            self.device, "shape (MxKxN)", "variant", "dtype", "median ms", "GFLOP/s", "GB/s"
-        );
+        let mut out = format!("device: {}\n", self.device);
+        if !self.results.is_empty() {
+            out.push_str(&format!(
+                "{:<20} {:<22} {:<5} {:>12} {:>10} {:>9}\n",
+                "shape (MxKxN)", "variant", "dtype", "median ms", "GFLOP/s", "GB/s"
+            ));
+        }
         for r in &self.results {
             let shape = format!("{}x{}x{}", r.m, r.k, r.n);
             out.push_str(&format!(
@@ -142,6 +172,7 @@ impl BenchReport {
                 shape, r.variant, r.dtype, r.median_ms, r.gflops, r.gbytes_per_s
             ));
         }
+        out.push_str(&e2e::tables(self));
         out
     }
 }
@@ -182,8 +213,8 @@ pub fn run(
         }
     }
     Ok(BenchReport {
-        device: device.name(),
         results,
+        ..BenchReport::new(device.name())
     })
 }
 
@@ -203,13 +234,28 @@ pub fn median_ms(warmup: usize, repeats: usize, mut run: impl FnMut(usize)) -> f
     median(&mut times)
 }
 
-/// The median of a non-empty list (mean of the middle two for an even count).
+/// The median of `values` (the mean of the middle two for an even count); 0 when empty.
 pub fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
     if values.len() % 2 == 1 {
         values[mid]
     } else {
         (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&mut []), 0.0);
     }
 }

@@ -29,6 +29,19 @@ pub struct Args {
     /// Only measure the CPU's f32 FMA peak (the ceiling for CPU GEMM numbers) and print it.
     #[arg(long)]
     peak: bool,
+    /// Latency of the 784-512-256-10 network at batch 1, 8 and 64, host to host, with and
+    /// (on a GPU) without CUDA Graphs: median and p99 over 1000 runs.
+    #[arg(long)]
+    latency: bool,
+    /// The same network on one batch of 65,536 rows: examples/s and TFLOP/s.
+    #[arg(long)]
+    network_throughput: bool,
+    /// Many large batches through forward_stream, against the copy and compute bounds.
+    #[arg(long)]
+    streaming: bool,
+    /// Comma-separated thread counts calling one shared plan at once, e.g. 1,2,4,8.
+    #[arg(long, value_name = "LIST")]
+    callers: Option<String>,
 }
 
 const CPU_SHAPES: &str = "64x784x512,4096x784x512,16384x1024x1024,65536x64x64";
@@ -41,6 +54,26 @@ pub fn run(args: Args) -> Result<()> {
         return super::print(&format!("cpu f32 FMA peak: {gflops:.1} GFLOP/s\n"));
     }
     let device = super::parse_device(&args.device)?;
+    let mut end_to_end = vecprop::bench::EndToEnd::sized_for(&device);
+    end_to_end.latency = args.latency;
+    end_to_end.network_throughput = args.network_throughput;
+    end_to_end.streaming = args.streaming;
+    if let Some(list) = args.callers.as_deref() {
+        end_to_end.callers = list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "bad --callers entry `{s}`: expected positive thread counts, e.g. 1,2,4,8"
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?;
+    }
+    // With end-to-end sections asked for, the per-layer table runs only if --shapes is given.
+    let layer_bench = !end_to_end.any() || args.shapes.is_some();
     let default_shapes = if device.is_cuda() {
         GPU_SHAPES
     } else {
@@ -58,7 +91,12 @@ pub fn run(args: Args) -> Result<()> {
             "bench needs at least one shape, one dtype and one repeat".into(),
         ));
     }
-    let report = vecprop::bench::run(&device, &shapes, &dtypes, args.repeats)?;
+    let mut report = if layer_bench {
+        vecprop::bench::run(&device, &shapes, &dtypes, args.repeats)?
+    } else {
+        vecprop::bench::BenchReport::new(device.name())
+    };
+    vecprop::bench::run_end_to_end(&device, &end_to_end, &mut report)?;
     if let Some(path) = &args.json {
         let json = serde_json::to_vec_pretty(&report)
             .map_err(|e| Error::io(path, std::io::Error::other(e)))?;

@@ -45,13 +45,18 @@ pub fn run(args: Args) -> Result<()> {
     let strategy: Strategy = args.kernel.parse()?;
     let device = super::parse_device(&args.device)?;
     let network = io::load_model(&args.model, activations.as_deref())?;
+    let tuning = super::tuning_cache(&device, &args.model);
     let options = PlanOptions {
         max_batch: args.batch_size,
         dtype,
         strategy,
+        tuning: tuning.clone(),
         ..PlanOptions::default()
     };
     let plan = network.compile(&device, options)?;
+    if let Some(tuning) = &tuning {
+        tuning.save()?;
+    }
 
     let started = Instant::now();
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());

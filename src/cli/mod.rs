@@ -8,11 +8,13 @@ mod infer;
 mod summary;
 
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
-use vecprop::{Activation, Device, Error, Result};
+use vecprop::{Activation, Device, Error, Result, TuningCache};
 
 /// Batched forward propagation of dense neural-network layers, on the CPU or an NVIDIA GPU.
 #[derive(Debug, Parser)]
@@ -114,6 +116,14 @@ pub(crate) fn print(text: &str) -> Result<()> {
 /// Whether progress and notes may be drawn on stderr.
 pub(crate) fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
+}
+
+/// On a GPU, the tuning file beside `model` (`<model>.tuning.json`), read now; `None` on
+/// the CPU, which has nothing to tune.
+pub(crate) fn tuning_cache(device: &Device, model: &Path) -> Option<Arc<TuningCache>> {
+    device
+        .is_cuda()
+        .then(|| Arc::new(TuningCache::with_file(TuningCache::path_beside(model))))
 }
 
 /// `cpu`, `cuda` or `cuda:N`.

@@ -28,7 +28,15 @@ pub fn run(args: Args) -> Result<()> {
     let text = match args.device {
         Some(spec) => {
             let device = super::parse_device(&spec)?;
-            let plan = network.compile(&device, PlanOptions::with_max_batch(args.batch_size))?;
+            let tuning = super::tuning_cache(&device, &args.model);
+            let options = PlanOptions {
+                tuning: tuning.clone(),
+                ..PlanOptions::with_max_batch(args.batch_size)
+            };
+            let plan = network.compile(&device, options)?;
+            if let Some(tuning) = &tuning {
+                tuning.save()?;
+            }
             network.summary_with_plan(&plan)
         }
         None => network.summary(),

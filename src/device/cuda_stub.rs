@@ -11,6 +11,7 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::graph::network::Network;
 use crate::graph::plan::PlanOptions;
+use crate::graph::streaming::Pipeline;
 
 /// A GPU. Uninhabited in this build.
 #[derive(Clone, Debug)]
@@ -34,6 +35,11 @@ impl CudaDevice {
 
     /// Unreachable: no value of this type exists.
     pub fn pool_stats(&self) -> PoolStats {
+        match *self {}
+    }
+
+    /// Unreachable: no value of this type exists.
+    pub fn tuning_runs(&self) -> u64 {
         match *self {}
     }
 
@@ -90,6 +96,18 @@ impl CudaPlan {
     pub(crate) fn kernel_choices(&self) -> Vec<String> {
         match *self {}
     }
+
+    pub(crate) fn graph_status(&self) -> Vec<String> {
+        match *self {}
+    }
+
+    pub(crate) fn pipeline(&self) -> Result<Box<dyn Pipeline + '_>> {
+        match *self {}
+    }
+
+    pub(crate) fn time_resident_pass(&self, _rows: usize, _repeats: usize) -> Result<f64> {
+        match *self {}
+    }
 }
 
 /// Unreachable: no [`CudaDevice`] exists in this build.
@@ -99,6 +117,16 @@ pub fn bench_dense(
     _dtype: DType,
     _repeats: usize,
 ) -> Result<Vec<Measurement>> {
+    match *device {}
+}
+
+/// Unreachable: no [`CudaDevice`] exists in this build.
+pub fn bench_copies(
+    device: &CudaDevice,
+    _h2d_bytes: usize,
+    _d2h_bytes: usize,
+    _repeats: usize,
+) -> Result<(f64, f64)> {
     match *device {}
 }
 

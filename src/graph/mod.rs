@@ -3,5 +3,6 @@
 pub mod dense;
 pub mod network;
 pub mod plan;
+pub mod streaming;
 mod summary;
 pub mod tuning;

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
 
@@ -11,6 +12,8 @@ use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::graph::network::Network;
+use crate::graph::streaming::{self, Immediate, Pipeline, StreamBatch, StreamShape};
+use crate::graph::tuning::TuningCache;
 use crate::tensor::check_batch;
 
 /// How a plan computes each dense layer on a GPU. The CPU has one way and ignores this.
@@ -65,7 +68,9 @@ impl FromStr for Strategy {
 }
 
 /// What [`Network::compile`] needs to know besides the device.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Two options are equal when their fields are, the tuning caches by identity.
+#[derive(Debug, Clone)]
 pub struct PlanOptions {
     /// The most rows one pass computes; larger batches run in chunks of this size.
     pub max_batch: usize,
@@ -75,6 +80,30 @@ pub struct PlanOptions {
     pub strategy: Strategy,
     /// Allow TF32 tensor-core math for f32 GEMMs on the GPU (about 1e-3 relative error).
     pub allow_tf32: bool,
+    /// On a GPU, capture each batch size's whole forward pass (copies in, every layer,
+    /// copy out) as a CUDA Graph on first use and replay it afterwards, which removes most
+    /// of the launch overhead of small batches. See [`Plan::graph_status`].
+    pub cuda_graphs: bool,
+    /// Where `Strategy::Auto` looks up and records its measurements besides the device's
+    /// own in-memory cache, typically a file beside the model
+    /// ([`TuningCache::with_file`]); call [`TuningCache::save`] after compiling.
+    pub tuning: Option<Arc<TuningCache>>,
+}
+
+impl PartialEq for PlanOptions {
+    fn eq(&self, other: &Self) -> bool {
+        let same_cache = match (&self.tuning, &other.tuning) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        self.max_batch == other.max_batch
+            && self.dtype == other.dtype
+            && self.strategy == other.strategy
+            && self.allow_tf32 == other.allow_tf32
+            && self.cuda_graphs == other.cuda_graphs
+            && same_cache
+    }
 }
 
 impl Default for PlanOptions {
@@ -84,6 +113,8 @@ impl Default for PlanOptions {
             dtype: None,
             strategy: Strategy::Auto,
             allow_tf32: false,
+            cuda_graphs: false,
+            tuning: None,
         }
     }
 }
@@ -116,6 +147,27 @@ impl Executor {
         match self {
             Executor::Cpu(plan) => plan.kernel_choices(),
             Executor::Cuda(plan) => plan.kernel_choices(),
+        }
+    }
+
+    fn graph_status(&self) -> Vec<String> {
+        match self {
+            Executor::Cpu(_) => vec!["cuda graphs: not used on the cpu".to_string()],
+            Executor::Cuda(plan) => plan.graph_status(),
+        }
+    }
+
+    /// A pipeline for streaming: the GPU's overlaps transfers and compute across lanes,
+    /// the CPU's computes each chunk as it comes.
+    fn pipeline(&self, output_width: usize) -> Result<Box<dyn Pipeline + '_>> {
+        match self {
+            Executor::Cpu(plan) => Ok(Box::new(Immediate::new(
+                output_width,
+                move |input: ArrayView2<'_, f32>, output: ArrayViewMut2<'_, f32>| {
+                    plan.run(input, output)
+                },
+            ))),
+            Executor::Cuda(plan) => plan.pipeline(),
         }
     }
 }
@@ -201,6 +253,85 @@ impl Plan {
             progress(end);
         }
         Ok(())
+    }
+
+    /// Runs the network over a stream of batches, calling `sink` with each batch's output
+    /// in input order.
+    ///
+    /// On a GPU, up to three chunks of at most [`Plan::max_batch`] rows are in flight on
+    /// separate streams with their own pinned staging buffers, so that the upload of one,
+    /// the layers of the next and the download of a third overlap, and the host converts
+    /// and reads batches meanwhile. On the CPU each batch is computed in turn. Either way
+    /// memory stays bounded whatever the number of batches, and the first error, from
+    /// the iterator, a batch's shape, the device or the sink, stops the stream and is
+    /// returned (batches already given to the sink stay given).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use vecprop::{Activation, Device, Network, PlanOptions};
+    ///
+    /// let net = Network::builder(2)
+    ///     .layer_with(array![[1.0], [1.0]], array![0.5], Activation::Linear)
+    ///     .build()?;
+    /// let plan = net.compile(&Device::cpu(), PlanOptions::with_max_batch(2))?;
+    /// let batches = vec![Ok(array![[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), Ok(array![[0.0, 0.0]])];
+    /// let mut sums = Vec::new();
+    /// plan.forward_stream(batches, |out| {
+    ///     sums.extend(out.iter().copied());
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(sums, [3.5, 7.5, 11.5, 0.5]);
+    /// # Ok::<(), vecprop::Error>(())
+    /// ```
+    pub fn forward_stream<I, B>(
+        &self,
+        batches: I,
+        mut sink: impl FnMut(Array2<f32>) -> Result<()>,
+    ) -> Result<()>
+    where
+        I: IntoIterator<Item = Result<B>>,
+        B: StreamBatch,
+    {
+        let mut pipeline = self.executor.pipeline(self.output_width)?;
+        let shape = StreamShape {
+            max_rows: self.max_batch,
+            input_width: self.input_width,
+            output_width: self.output_width,
+        };
+        streaming::drive(&mut *pipeline, shape, batches, &mut sink)
+    }
+
+    /// Whether CUDA Graphs are on, and per captured batch size whether the capture worked
+    /// (and how often it was replayed) or why the plain path is used instead.
+    pub fn graph_status(&self) -> Vec<String> {
+        self.executor.graph_status()
+    }
+
+    /// Benchmark aid: the median milliseconds of one pass over `rows` rows (at most
+    /// [`Plan::max_batch`]) with the data already where the device computes, i.e. without
+    /// host↔device copies on a GPU. The CPU times a plain forward pass.
+    #[doc(hidden)]
+    pub fn time_resident_pass(&self, rows: usize, repeats: usize) -> Result<f64> {
+        if rows == 0 || rows > self.max_batch {
+            return Err(Error::InvalidArgument(format!(
+                "rows must be between 1 and max_batch ({}), not {rows}",
+                self.max_batch
+            )));
+        }
+        match &self.executor {
+            Executor::Cpu(plan) => {
+                let input = crate::tensor::random_batch(rows, self.input_width, 5);
+                let mut output = Array2::zeros((rows, self.output_width));
+                let mut failed = None;
+                let ms = crate::bench::median_ms(1, repeats.max(1), |_| {
+                    if let Err(err) = plan.run(input.view(), output.view_mut()) {
+                        failed.get_or_insert(err);
+                    }
+                });
+                failed.map_or(Ok(ms), Err)
+            }
+            Executor::Cuda(plan) => plan.time_resident_pass(rows, repeats),
+        }
     }
 
     /// The device the plan runs on.

@@ -31,6 +31,8 @@ pub struct TuningKey {
     pub dtype: DType,
     /// Whether the layer's activation is softmax (which cannot be fused).
     pub softmax: bool,
+    /// Whether f32 GEMMs may use TF32 tensor cores (which changes what is fastest).
+    pub tf32: bool,
 }
 
 impl TuningKey {
@@ -48,7 +50,14 @@ impl TuningKey {
             n,
             dtype,
             softmax: activation == Activation::Softmax,
+            tf32: false,
         }
+    }
+
+    /// The same key for a plan that allows (or not) TF32.
+    pub fn with_tf32(mut self, tf32: bool) -> Self {
+        self.tf32 = tf32;
+        self
     }
 
     fn text(&self) -> String {
@@ -57,8 +66,9 @@ impl TuningKey {
         } else {
             "elementwise"
         };
+        let tf32 = if self.tf32 { " | tf32" } else { "" };
         format!(
-            "{} | {}x{}x{} | {} | {}",
+            "{} | {}x{}x{} | {} | {}{tf32}",
             self.device, self.m, self.k, self.n, self.dtype, epilogue
         )
     }

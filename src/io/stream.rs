@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use ndarray::{s, Array2};
+use ndarray::Array2;
 
 use crate::error::{Error, Result};
 use crate::graph::plan::Plan;
@@ -11,10 +11,12 @@ use crate::io::npy::{NpyReader, NpyWriter};
 /// Runs `plan` over every row of the `.npy` file `input` and writes the outputs to the
 /// `.npy` file `output` (f32), atomically. Returns the output shape.
 ///
-/// Rows are read, computed and written `chunk_rows` at a time, so memory stays bounded
-/// however large the input. `progress(rows_done, rows_total)` is called after each chunk.
-/// The input is checked (rows, width) before the output is created, and on any error no
-/// output file is left behind.
+/// Rows are read `chunk_rows` at a time and streamed through [`Plan::forward_stream`], so
+/// on a GPU the reading, the copies and the compute of consecutive chunks overlap, and
+/// memory stays bounded however large the input. `progress(rows_done, rows_total)` is
+/// called after each chunk is written. The input is checked (rows, width) before the
+/// output is created, and on any error (reading, computing, writing) no output file is
+/// left behind.
 ///
 /// ```
 /// use ndarray::array;
@@ -57,18 +59,25 @@ pub fn forward_npy(
         });
     }
     let chunk = chunk_rows.min(rows);
-    let mut x = Array2::zeros((chunk, cols));
-    let mut y = Array2::zeros((chunk, plan.output_width()));
     let mut writer = NpyWriter::create(output, plan.output_width())?;
-    let mut start = 0;
-    while start < rows {
-        let n = chunk.min(rows - start);
-        reader.read_rows_into(start, x.slice_mut(s![..n, ..]))?;
-        plan.forward_into(x.slice(s![..n, ..]), y.slice_mut(s![..n, ..]))?;
-        writer.write_rows(y.slice(s![..n, ..]))?;
-        start += n;
-        progress(start, rows);
-    }
+    let mut next = 0;
+    let batches = std::iter::from_fn(|| {
+        if next >= rows {
+            return None;
+        }
+        let n = chunk.min(rows - next);
+        let mut x = Array2::zeros((n, cols));
+        let read = reader.read_rows_into(next, x.view_mut()).map(|()| x);
+        next += n;
+        Some(read)
+    });
+    let mut done = 0;
+    plan.forward_stream(batches, |y| {
+        writer.write_rows(y.view())?;
+        done += y.nrows();
+        progress(done, rows);
+        Ok(())
+    })?;
     writer.finish()?;
     Ok((rows, plan.output_width()))
 }

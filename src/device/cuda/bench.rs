@@ -61,6 +61,38 @@ pub fn bench_dense(
     }
 }
 
+/// Median milliseconds of a pinned host→device copy of `h2d_bytes` and of a device→host
+/// copy of `d2h_bytes`, each timed alone between CUDA events on one stream after warm-up:
+/// what a forward pass's copies cost with no compute at all.
+pub fn bench_copies(
+    device: &CudaDevice,
+    h2d_bytes: usize,
+    d2h_bytes: usize,
+    repeats: usize,
+) -> Result<(f64, f64)> {
+    let inner = &device.inner;
+    let lane = inner.lanes.acquire()?;
+    // f32 elements: the pools are typed, and four bytes is every dtype's multiple.
+    let (up, down) = (h2d_bytes.div_ceil(4).max(1), d2h_bytes.div_ceil(4).max(1));
+    let mut host_in = inner.pinned.take::<f32>(up)?;
+    let mut host_out = inner.pinned.take::<f32>(down)?;
+    let mut on_device = inner.buffers.take::<f32>(&lane.stream, up.max(down))?;
+    let context = Arc::clone(lane.stream.context());
+    let stream = Arc::clone(&lane.stream);
+    let h2d = median_ms(&context, &stream, WARMUP, repeats, || {
+        host_in.upload(&stream, &mut on_device.view_mut(up)?)
+    });
+    let d2h = median_ms(&context, &stream, WARMUP, repeats, || {
+        host_out.download(&stream, &on_device.view(down)?)
+    });
+    // Synchronise before the buffers go back to the pools, errors included.
+    let synced = lane.synchronize();
+    let timings = (h2d?, d2h?);
+    synced?;
+    inner.check_deferred_errors()?;
+    Ok(timings)
+}
+
 /// One independent set of operands.
 struct BufferSet<T> {
     a: CudaSlice<T>,

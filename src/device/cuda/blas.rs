@@ -108,9 +108,15 @@ fn uses_tf32(dtype: DType, allow_tf32: bool) -> bool {
     dtype == DType::F32 && allow_tf32
 }
 
-/// A cuBLAS handle bound to one stream.
+/// A cuBLAS handle bound to one stream, with a workspace of its own.
+///
+/// The explicit workspace makes the handle safe to use under CUDA Graph capture: without
+/// one, cuBLAS may allocate from its default pool mid-capture. Fields drop after `Drop`
+/// runs, so the handle is destroyed before its workspace is freed.
 struct BlasHandle {
     handle: cublas_sys::cublasHandle_t,
+    /// Kept alive for the handle; cuBLAS holds its pointer.
+    _workspace: CudaSlice<u8>,
     drop_errors: Arc<DropErrors>,
 }
 
@@ -205,7 +211,7 @@ impl LaneBlas {
         }
     }
 
-    fn blas(&mut self, stream: &CudaStream) -> Result<cublas_sys::cublasHandle_t> {
+    fn blas(&mut self, stream: &Arc<CudaStream>) -> Result<cublas_sys::cublasHandle_t> {
         if let Some(blas) = &self.blas {
             return Ok(blas.handle);
         }
@@ -214,15 +220,31 @@ impl LaneBlas {
             .context()
             .bind_to_thread()
             .during("binding the CUDA context")?;
+        let bytes = workspace_bytes(stream)?;
+        let mut workspace = stream
+            .alloc_zeros::<u8>(bytes)
+            .during("allocating the cuBLAS workspace")?;
         let handle = cublas::create_handle().during("creating a cuBLAS handle")?;
+        let work = {
+            let (work, _record_work) = workspace.device_ptr_mut(stream);
+            work as *mut c_void
+        };
         let blas = BlasHandle {
             handle,
+            _workspace: workspace,
             drop_errors: Arc::clone(&self.drop_errors),
         };
         // SAFETY: `handle` is live and `stream` belongs to the current context; the stream
         // outlives the handle: both live in one `Lane`, whose handles drop before its stream.
         unsafe { cublas::set_stream(handle, stream.cu_stream() as _) }
             .during("binding cuBLAS to a stream")?;
+        // SAFETY: set after `set_stream`, which resets the workspace to the default pool.
+        // `work` points at `bytes` bytes owned by `blas._workspace`, which lives exactly as
+        // long as the handle (it drops after the handle is destroyed), and is used only on
+        // this lane's stream, which serialises every GEMM that touches it.
+        unsafe { cublas_sys::cublasSetWorkspace_v2(handle, work, bytes) }
+            .result()
+            .during("giving cuBLAS its workspace")?;
         Ok(self.blas.insert(blas).handle)
     }
 
@@ -233,12 +255,7 @@ impl LaneBlas {
                 .context()
                 .bind_to_thread()
                 .during("binding the CUDA context")?;
-            // NVIDIA's recommendation: 32 MiB of workspace on Hopper and newer, 4 MiB before.
-            let major = stream
-                .context()
-                .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)
-                .during("reading the compute capability")?;
-            let bytes = if major >= 9 { 32 << 20 } else { 4 << 20 };
+            let bytes = workspace_bytes(stream)?;
             let workspace = stream
                 .alloc_zeros::<u8>(bytes)
                 .during("allocating the cuBLASLt workspace")?;
@@ -256,10 +273,19 @@ impl LaneBlas {
     }
 }
 
+/// NVIDIA's recommended cuBLAS/cuBLASLt workspace: 32 MiB on Hopper and newer, 4 MiB before.
+fn workspace_bytes(stream: &CudaStream) -> Result<usize> {
+    let major = stream
+        .context()
+        .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)
+        .during("reading the compute capability")?;
+    Ok(if major >= 9 { 32 << 20 } else { 4 << 20 })
+}
+
 /// Queues `z = a · w` on `stream` with cuBLAS (`cublasGemmEx`, f32 accumulation).
 pub(crate) fn gemm<T: GpuElement>(
     lane: &mut LaneBlas,
-    stream: &CudaStream,
+    stream: &Arc<CudaStream>,
     ops: GemmOperands<'_, '_, T>,
     allow_tf32: bool,
 ) -> Result<()> {

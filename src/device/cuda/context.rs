@@ -46,6 +46,15 @@ impl DeviceInfo {
     }
 }
 
+impl DeviceInfo {
+    /// The model and compute capability, e.g. `NVIDIA H100 80GB HBM3 (sm_90)`: what tuning
+    /// results are keyed by, since they hold for every GPU of that model.
+    pub fn tuning_name(&self) -> String {
+        let (major, minor) = self.compute_capability;
+        format!("{} (sm_{major}{minor})", self.name)
+    }
+}
+
 /// Errors unless the CUDA driver library can be loaded.
 pub(crate) fn require_driver() -> Result<()> {
     static PRESENT: OnceLock<bool> = OnceLock::new();

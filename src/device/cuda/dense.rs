@@ -1,6 +1,7 @@
 //! One dense layer on the GPU, `out = g(a · w + bias)`, by each of the ways vecprop has.
 
 use std::fmt;
+use std::str::FromStr;
 
 use cudarc::driver::{CudaView, CudaViewMut};
 
@@ -9,7 +10,7 @@ use super::kernels::{self, FusedArgs, KernelOp};
 use super::stream::Lane;
 use super::{DeviceInner, GpuElement};
 use crate::activation::Activation;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::graph::plan::Strategy;
 
 /// How one layer is computed.
@@ -83,14 +84,33 @@ impl LayerKernel {
     }
 }
 
-impl fmt::Display for LayerKernel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl LayerKernel {
+    /// The name used in kernel choices and tuning files, e.g. `fused_small`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
             LayerKernel::Cublas => "cublas",
             LayerKernel::CublasLt => "cublaslt",
             LayerKernel::Fused => "fused",
             LayerKernel::FusedSmall => "fused_small",
-        })
+        }
+    }
+}
+
+impl fmt::Display for LayerKernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for LayerKernel {
+    type Err = Error;
+
+    /// The inverse of [`LayerKernel::name`].
+    fn from_str(s: &str) -> Result<Self> {
+        LayerKernel::ALL
+            .into_iter()
+            .find(|kernel| kernel.name() == s)
+            .ok_or_else(|| Error::InvalidArgument(format!("unknown layer kernel `{s}`")))
     }
 }
 
@@ -171,5 +191,18 @@ pub(crate) fn run_dense<T: GpuElement>(
             }
             kernels::bias_activation(kernels, &lane.stream, activation, out, None, m, n)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_names_round_trip() {
+        for kernel in LayerKernel::ALL {
+            assert_eq!(kernel.name().parse::<LayerKernel>().unwrap(), kernel);
+        }
+        assert!("cublas_v3".parse::<LayerKernel>().is_err());
     }
 }

@@ -5,36 +5,43 @@
 //! - [`pool`] and [`pinned`]: caching pools of device buffers and pinned host buffers.
 //! - [`kernels`]: lazy PTX loading and checked launches of the kernels in `kernels/ABI.md`.
 //! - [`blas`]: row-major GEMMs on cuBLAS and cuBLASLt.
-//! - [`dense`]: one dense layer by each strategy; [`plan`]: a whole network.
-//! - [`bench`]: per-variant timings of one layer.
+//! - [`dense`]: one dense layer by each strategy; [`plan`]: a whole network, whose passes
+//!   are in [`pass`], kernel choice (and tuning caches) in [`tune`], CUDA Graph capture
+//!   and replay in [`graph_exec`], and the overlapping stream pipeline in [`streaming`].
+//! - [`bench`]: per-variant timings of one layer, and host↔device copy timings.
 
 mod bench;
 mod blas;
 mod context;
 mod dense;
 mod error;
+mod graph_exec;
 mod kernels;
+mod pass;
 mod pinned;
 mod plan;
 mod pool;
 mod ptx;
 mod stream;
+mod streaming;
+mod tune;
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use cudarc::driver::{CudaContext, DeviceRepr, ValidAsZeroBits};
 
 use context::DeviceInfo;
 
-pub use bench::bench_dense;
+pub use bench::{bench_copies, bench_dense};
 pub use context::describe_devices;
 pub use plan::CudaPlan;
 pub use pool::PoolStats;
 
 use crate::dtype::Element;
 use crate::error::Result;
+use crate::graph::tuning::TuningCache;
 use error::{CudaResultExt, DropErrors};
 use kernels::KernelCache;
 use pinned::PinnedPool;
@@ -42,9 +49,9 @@ use pool::{BufferPool, Counters};
 use stream::LanePool;
 
 /// An element type the GPU code is generic over: f32, f16 or bf16.
-pub(crate) trait GpuElement: Element + DeviceRepr + ValidAsZeroBits {}
+pub(crate) trait GpuElement: Element + DeviceRepr + ValidAsZeroBits + Send + Sync {}
 
-impl<T: Element + DeviceRepr + ValidAsZeroBits> GpuElement for T {}
+impl<T: Element + DeviceRepr + ValidAsZeroBits + Send + Sync> GpuElement for T {}
 
 /// One NVIDIA GPU. Cheap to clone (the clones share everything), `Send` and `Sync`.
 ///
@@ -66,6 +73,10 @@ pub(crate) struct DeviceInner {
     pub(crate) poison: AtomicBool,
     /// When non-zero, the Fused strategy always uses this tile edge (128 or 64).
     pub(crate) forced_fused_tile: AtomicUsize,
+    /// What `Strategy::Auto` measured on this GPU, so that a second compile does no timing.
+    pub(crate) tuning: TuningCache,
+    /// Layers `Strategy::Auto` has timed on this GPU (cache hits excluded).
+    pub(crate) tuning_runs: AtomicU64,
     counters: Arc<Counters>,
     drop_errors: Arc<DropErrors>,
     context: Arc<CudaContext>,
@@ -76,6 +87,16 @@ impl CudaDevice {
     /// is no such GPU, or its compute capability is below 8.0.
     pub fn new(ordinal: usize) -> Result<Self> {
         let (context, info) = context::open(ordinal)?;
+        // SAFETY: cudarc's per-buffer event tracking is switched off before this context has
+        // a stream or a buffer, so no buffer ever carries events (turning it off later leaves
+        // stale events behind). vecprop orders GPU work itself, which is what tracking would
+        // otherwise do: (1) a forward pass queues all its work on one lane's stream and
+        // synchronises that stream before its buffers go back to the pools, on every path;
+        // (2) weights are uploaded on one stream and synchronised before a plan is returned,
+        // and afterwards are only read; (3) pooled buffers change streams only after such a
+        // synchronisation. Without tracking, captured CUDA Graphs contain no event records
+        // or waits on events from outside the capture, which capture would reject.
+        unsafe { context.disable_event_tracking() };
         let drop_errors = Arc::new(DropErrors::default());
         let counters = Arc::new(Counters::default());
         let inner = DeviceInner {
@@ -89,6 +110,8 @@ impl CudaDevice {
             info,
             poison: AtomicBool::new(false),
             forced_fused_tile: AtomicUsize::new(0),
+            tuning: TuningCache::in_memory(),
+            tuning_runs: AtomicU64::new(0),
             counters,
             drop_errors,
             context,
@@ -117,6 +140,12 @@ impl CudaDevice {
     /// leaves `allocations` unchanged.
     pub fn pool_stats(&self) -> PoolStats {
         self.inner.counters.snapshot()
+    }
+
+    /// How many layers `Strategy::Auto` has timed on this GPU so far. A compile whose every
+    /// layer was found in a tuning cache (this device's, or the plan's file) adds nothing.
+    pub fn tuning_runs(&self) -> u64 {
+        self.inner.tuning_runs.load(Ordering::Relaxed)
     }
 
     /// Gives the pools' idle device buffers back to the driver.

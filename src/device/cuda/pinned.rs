@@ -101,6 +101,11 @@ pub(crate) struct PinnedBuffer<T: GpuElement> {
 }
 
 impl<T: GpuElement> PinnedBuffer<T> {
+    /// The requested number of elements.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
     /// The first `len` elements, for the host to fill or read.
     pub(crate) fn host_mut(&mut self, len: usize) -> Result<&mut [T]> {
         self.check(len)?;

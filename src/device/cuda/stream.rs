@@ -98,6 +98,15 @@ impl DerefMut for LaneGuard {
     }
 }
 
+impl LaneGuard {
+    /// Destroys the lane instead of returning it to the pool, for a lane whose stream may
+    /// be in an unknown state (after a failed graph capture). The guard must not be used
+    /// afterwards; it is meant to be called from its owner's `Drop`.
+    pub(crate) fn discard(&mut self) {
+        drop(self.lane.take());
+    }
+}
+
 impl Drop for LaneGuard {
     fn drop(&mut self) {
         if let Some(lane) = self.lane.take() {
@@ -160,31 +169,5 @@ pub(crate) fn median_ms(
     let mut times = (0..repeats.max(1))
         .map(|_| timer.time(stream, &mut work))
         .collect::<Result<Vec<f64>>>()?;
-    Ok(median(&mut times))
-}
-
-/// The median of `values` (the mean of the middle two for an even count); 0 when empty.
-pub(crate) fn median(values: &mut [f64]) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::median;
-
-    #[test]
-    fn median_of_odd_and_even_counts() {
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
-        assert_eq!(median(&mut []), 0.0);
-    }
+    Ok(crate::bench::median(&mut times))
 }

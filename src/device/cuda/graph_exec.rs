@@ -1,0 +1,263 @@
+//! CUDA Graphs: a whole forward pass captured once per batch size and replayed.
+//!
+//! With `PlanOptions::cuda_graphs`, the first call with a given row count runs the plain
+//! pass on a lane of its own (which also creates that lane's cuBLAS/cuBLASLt handles and
+//! plans, and loads every kernel module: none of that may happen under capture), then
+//! captures the same pass on that lane: the upload from pinned staging, every layer, and
+//! the download into pinned staging. Later calls with that row count convert the input into
+//! the staging buffer, replay the graph, and convert the output back; only those two host
+//! conversions stay outside the graph.
+//!
+//! A captured graph owns its lane, activation buffers and staging buffers for good: the
+//! addresses baked into it must stay valid and unshared. One caller replays a graph at a
+//! time; a concurrent caller with the same row count finds its slot busy (`try_lock`) and
+//! takes the plain path instead of waiting. If capture fails, the row count is marked so,
+//! with the reason, and always takes the plain path ([`GraphCache::status`]).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+
+use cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
+use cudarc::driver::CudaGraph;
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+use super::error::CudaResultExt;
+use super::pass::{read_output, write_input, Pass};
+use super::plan::GpuPlan;
+use super::GpuElement;
+use crate::error::{Error, Result};
+
+/// The most batch sizes one plan captures; further sizes take the plain path.
+const MAX_GRAPHS: usize = 32;
+
+/// An executable graph. cudarc's `CudaGraph` is not `Send` because CUDA requires graph
+/// objects to be used by one thread at a time.
+struct Graph(CudaGraph);
+
+// SAFETY: a `Graph` lives only inside a `Captured`, inside a slot's `Mutex`, so every use
+// (launch, and destruction when the plan drops) is serialised by that mutex or by exclusive
+// ownership, which is the external synchronisation CUDA requires of graph objects.
+unsafe impl Send for Graph {}
+
+/// A captured pass and what it was captured with.
+///
+/// Fields drop in declaration order: the graph before the buffers and lane it refers to.
+struct Captured<T: GpuElement> {
+    graph: Graph,
+    pass: Pass<T>,
+    replays: u64,
+}
+
+/// What one batch size has.
+enum Slot<T: GpuElement> {
+    /// Not yet run.
+    Empty,
+    /// Captured; replayed on every call.
+    Ready(Box<Captured<T>>),
+    /// Capture failed for this reason; the plain path runs instead.
+    Failed(String),
+}
+
+/// A plan's graphs, by row count.
+pub(super) struct GraphCache<T: GpuElement> {
+    slots: Mutex<BTreeMap<usize, Arc<Mutex<Slot<T>>>>>,
+}
+
+impl<T: GpuElement> GraphCache<T> {
+    pub(super) fn new() -> Self {
+        GraphCache {
+            slots: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The slot for `rows`, created empty on first use; `None` once the cache is full.
+    fn slot(&self, rows: usize) -> Option<Arc<Mutex<Slot<T>>>> {
+        let mut slots = lock(&self.slots);
+        if let Some(slot) = slots.get(&rows) {
+            return Some(Arc::clone(slot));
+        }
+        if slots.len() >= MAX_GRAPHS {
+            return None;
+        }
+        let slot = Arc::new(Mutex::new(Slot::Empty));
+        slots.insert(rows, Arc::clone(&slot));
+        Some(slot)
+    }
+
+    /// One line for the setting, then one per batch size seen.
+    pub(super) fn status(&self, enabled: bool) -> Vec<String> {
+        if !enabled {
+            return vec!["cuda graphs: off".to_string()];
+        }
+        let slots = lock(&self.slots);
+        let mut lines = vec![format!(
+            "cuda graphs: on, {} batch size(s) seen (at most {MAX_GRAPHS} captured)",
+            slots.len()
+        )];
+        for (rows, slot) in slots.iter() {
+            let line = match slot.try_lock() {
+                Ok(slot) => describe(*rows, &slot),
+                Err(TryLockError::Poisoned(poisoned)) => describe(*rows, &poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => format!("rows {rows}: in use"),
+            };
+            lines.push(line);
+        }
+        lines
+    }
+}
+
+fn describe<T: GpuElement>(rows: usize, slot: &Slot<T>) -> String {
+    match slot {
+        Slot::Empty => format!("rows {rows}: not captured yet"),
+        Slot::Ready(captured) => format!(
+            "rows {rows}: captured, replayed {} time(s)",
+            captured.replays
+        ),
+        Slot::Failed(reason) => format!("rows {rows}: capture failed, plain path: {reason}"),
+    }
+}
+
+fn lock<V>(mutex: &Mutex<V>) -> MutexGuard<'_, V> {
+    // The map stays valid whatever panicked while it was held.
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl<T: GpuElement> GpuPlan<T> {
+    /// A forward pass through this row count's graph: captured on first use, replayed
+    /// afterwards, or the plain path when the graph is busy, failed, or over the limit.
+    pub(super) fn run_with_graph(
+        &self,
+        input: ArrayView2<'_, f32>,
+        output: ArrayViewMut2<'_, f32>,
+    ) -> Result<()> {
+        let Some(slot) = self.graphs.slot(input.nrows()) else {
+            return self.run_plain(input, output);
+        };
+        let mut slot = match slot.try_lock() {
+            Ok(slot) => slot,
+            // A panic mid-replay leaves nothing half-done that the next replay depends on:
+            // each replay rewrites the staging input and reads the output after a sync.
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return self.run_plain(input, output),
+        };
+        match &mut *slot {
+            Slot::Ready(captured) => self.replay(captured, input, output),
+            Slot::Failed(_) => self.run_plain(input, output),
+            Slot::Empty => {
+                let (result, next) = self.first_run(input, output);
+                if let Some(next) = next {
+                    *slot = next;
+                }
+                result
+            }
+        }
+    }
+
+    /// Runs the pass plainly on a fresh lane, then tries to capture it there. Returns the
+    /// call's result and what the slot becomes (`None`: stays empty, after a plain error).
+    fn first_run(
+        &self,
+        input: ArrayView2<'_, f32>,
+        output: ArrayViewMut2<'_, f32>,
+    ) -> (Result<()>, Option<Slot<T>>) {
+        let rows = input.nrows();
+        let mut pass = match self.take_pass(rows) {
+            Ok(pass) => pass,
+            Err(err) => return (Err(err), None),
+        };
+        let queued = self.queue_pass(&mut pass, input);
+        let synced = pass.synchronize();
+        let ran = queued
+            .and(synced)
+            .and_then(|()| self.device.inner.check_deferred_errors())
+            .and_then(|()| self.read_output(&mut pass, output));
+        if let Err(err) = ran {
+            return (Err(err), None);
+        }
+        match self.capture(&mut pass, rows) {
+            Ok(graph) => (
+                Ok(()),
+                Some(Slot::Ready(Box::new(Captured {
+                    graph: Graph(graph),
+                    pass,
+                    replays: 0,
+                }))),
+            ),
+            Err(err) => {
+                // Whatever the failed capture left on the context is part of its reason,
+                // not an error of this (successful) call.
+                let leftover = self.device.inner.check_deferred_errors().err();
+                let reason = match leftover {
+                    Some(more) => format!("{err}; then {more}"),
+                    None => err.to_string(),
+                };
+                pass.discard_lane = true;
+                (Ok(()), Some(Slot::Failed(reason)))
+            }
+        }
+    }
+
+    /// Captures the pass over `rows` rows on `pass`'s lane and instantiates it.
+    fn capture(&self, pass: &mut Pass<T>, rows: usize) -> Result<CudaGraph> {
+        let (in_len, out_len) = (rows * self.input_width, rows * self.output_width);
+        let stream = Arc::clone(&pass.lane.stream);
+        // Reach the host memory before capturing: reaching it waits on the buffers' events.
+        let host_in: &[T] = pass.staging_in.host_mut(in_len)?;
+        let host_out: &mut [T] = pass.staging_out.host_mut(out_len)?;
+        // Thread-local: only this thread's capture-unsafe calls are refused; other threads'
+        // CUDA calls (other plans, other lanes) neither join nor invalidate this capture.
+        stream
+            .begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
+            .during("beginning a CUDA graph capture")?;
+        let queued = (|| {
+            stream
+                .memcpy_htod(host_in, &mut pass.scratch.ping.view_mut(in_len)?)
+                .during("capturing the input copy")?;
+            let output = self.queue_layers(&mut pass.lane, &mut pass.scratch, rows)?;
+            stream
+                .memcpy_dtoh(&output.view(out_len)?, host_out)
+                .during("capturing the output copy")
+        })();
+        // End the capture on every path, so the stream leaves capture mode.
+        let ended = stream.end_capture(CUgraphInstantiate_flags(0));
+        queued?;
+        let graph = ended
+            .during("ending the CUDA graph capture")?
+            .ok_or_else(|| Error::Cuda {
+                context: "ending the CUDA graph capture".into(),
+                message: "the capture recorded nothing".into(),
+            })?;
+        graph.upload().during("uploading the CUDA graph")?;
+        pass.lane.synchronize()?;
+        Ok(graph)
+    }
+
+    /// Replays a captured pass: input into its staging, launch, wait, output back.
+    fn replay(
+        &self,
+        captured: &mut Captured<T>,
+        input: ArrayView2<'_, f32>,
+        output: ArrayViewMut2<'_, f32>,
+    ) -> Result<()> {
+        let pass = &mut captured.pass;
+        let rows = input.nrows();
+        if self
+            .device
+            .inner
+            .poison
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            self.poison(pass)?;
+        }
+        write_input(input, pass.staging_in.host_mut(rows * self.input_width)?);
+        pass.in_flight = true;
+        let launched = captured.graph.0.launch().during("replaying a CUDA graph");
+        let synced = pass.synchronize();
+        launched?;
+        synced?;
+        self.device.inner.check_deferred_errors()?;
+        read_output(pass.staging_out.host_mut(rows * self.output_width)?, output);
+        captured.replays += 1;
+        Ok(())
+    }
+}

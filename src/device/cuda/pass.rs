@@ -1,0 +1,226 @@
+//! One forward pass: the resources it holds and the work it queues.
+//!
+//! A [`Pass`] bundles a lane, two activation buffers and the pinned staging buffers both
+//! ways. The plain path takes one per call, the stream pipeline keeps a few in flight, and a
+//! captured CUDA Graph owns one for good. Whatever owns it, a pass that still has work
+//! queued synchronises its lane before its buffers go back to the pools (`Drop`).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+use rayon::prelude::*;
+
+use super::dense::{run_dense, DenseOperands};
+use super::error::{CudaResultExt, DropErrors};
+use super::pinned::PinnedBuffer;
+use super::plan::GpuPlan;
+use super::pool::PooledBuffer;
+use super::stream::{Lane, LaneGuard};
+use super::GpuElement;
+use crate::error::{Error, Result};
+
+/// Elements below which host conversion stays on the calling thread.
+const PARALLEL_MIN: usize = 1 << 16;
+/// Elements per parallel conversion task.
+const PARALLEL_CHUNK: usize = 1 << 14;
+
+/// The two activation buffers a pass ping-pongs between.
+pub(super) struct Scratch<T: GpuElement> {
+    pub(super) ping: PooledBuffer<T>,
+    pub(super) pong: PooledBuffer<T>,
+}
+
+/// Everything one pass in flight holds.
+pub(super) struct Pass<T: GpuElement> {
+    pub(super) scratch: Scratch<T>,
+    pub(super) staging_in: PinnedBuffer<T>,
+    pub(super) staging_out: PinnedBuffer<T>,
+    pub(super) lane: LaneGuard,
+    /// Rows of the chunk last queued.
+    pub(super) rows: usize,
+    /// Whether work is queued that nobody has synchronised yet.
+    pub(super) in_flight: bool,
+    /// Destroy the lane on drop instead of returning it (after a failed capture).
+    pub(super) discard_lane: bool,
+    drop_errors: Arc<DropErrors>,
+}
+
+impl<T: GpuElement> Pass<T> {
+    /// Waits for this pass's queued work; asynchronous errors surface here.
+    pub(super) fn synchronize(&mut self) -> Result<()> {
+        self.in_flight = false;
+        self.lane.synchronize()
+    }
+}
+
+impl<T: GpuElement> Drop for Pass<T> {
+    fn drop(&mut self) {
+        if self.in_flight {
+            // Abandoned mid-flight (an error elsewhere in a stream): the copies must finish
+            // before the buffers are reused. The error, if any, surfaces at the next check.
+            let result = self.lane.stream.synchronize();
+            self.drop_errors
+                .record("waiting for an abandoned forward pass", result);
+        }
+        if self.discard_lane {
+            self.lane.discard();
+        }
+    }
+}
+
+impl<T: GpuElement> GpuPlan<T> {
+    /// Two activation buffers of `rows` × the widest activation.
+    pub(super) fn take_scratch(&self, lane: &Lane, rows: usize) -> Result<Scratch<T>> {
+        let len = rows
+            .checked_mul(self.widest)
+            .ok_or_else(|| Error::InvalidArgument("rows x width is too large".into()))?;
+        let buffers = &self.device.inner.buffers;
+        Ok(Scratch {
+            ping: buffers.take(&lane.stream, len)?,
+            pong: buffers.take(&lane.stream, len)?,
+        })
+    }
+
+    /// A lane from the pool and buffers for up to `rows` rows.
+    pub(super) fn take_pass(&self, rows: usize) -> Result<Pass<T>> {
+        let inner = &self.device.inner;
+        let lane = inner.lanes.acquire()?;
+        Ok(Pass {
+            scratch: self.take_scratch(&lane, rows)?,
+            staging_in: inner.pinned.take::<T>(rows * self.input_width)?,
+            staging_out: inner.pinned.take::<T>(rows * self.output_width)?,
+            lane,
+            rows: 0,
+            in_flight: false,
+            discard_lane: false,
+            drop_errors: Arc::clone(&inner.drop_errors),
+        })
+    }
+
+    /// Queues every layer over `rows` rows starting in `scratch.ping`; returns the buffer
+    /// that holds the output.
+    pub(super) fn queue_layers<'s>(
+        &self,
+        lane: &mut Lane,
+        scratch: &'s mut Scratch<T>,
+        rows: usize,
+    ) -> Result<&'s PooledBuffer<T>> {
+        let Scratch { ping, pong } = scratch;
+        let (mut src, mut dst) = (ping, pong);
+        for layer in &self.layers {
+            let a = src.view(rows * layer.inputs)?;
+            let mut out = dst.view_mut(rows * layer.units)?;
+            let (w, bias) = (layer.weight.as_view(), layer.bias.as_view());
+            let ops = DenseOperands {
+                a: &a,
+                w: &w,
+                bias: &bias,
+                out: &mut out,
+                m: rows,
+                n: layer.units,
+                k: layer.inputs,
+                activation: layer.activation,
+            };
+            run_dense(&self.device.inner, lane, layer.kernel, ops, self.allow_tf32)?;
+            std::mem::swap(&mut src, &mut dst);
+        }
+        Ok(src)
+    }
+
+    /// Queues the whole pass on `pass`'s lane: input conversion and upload, every layer,
+    /// the download. The caller synchronises (or drops the pass, which does).
+    pub(super) fn queue_pass(&self, pass: &mut Pass<T>, input: ArrayView2<'_, f32>) -> Result<()> {
+        let rows = input.nrows();
+        let (in_len, out_len) = (rows * self.input_width, rows * self.output_width);
+        if self.device.inner.poison.load(Ordering::Relaxed) {
+            self.poison(pass)?;
+        }
+        write_input(input, pass.staging_in.host_mut(in_len)?);
+        pass.rows = rows;
+        pass.in_flight = true;
+        pass.staging_in
+            .upload(&pass.lane.stream, &mut pass.scratch.ping.view_mut(in_len)?)?;
+        let output = self.queue_layers(&mut pass.lane, &mut pass.scratch, rows)?;
+        pass.staging_out
+            .download(&pass.lane.stream, &output.view(out_len)?)
+    }
+
+    /// Converts a synchronised pass's output into `output` (its rows × output width).
+    pub(super) fn read_output(
+        &self,
+        pass: &mut Pass<T>,
+        output: ArrayViewMut2<'_, f32>,
+    ) -> Result<()> {
+        if output.dim() != (pass.rows, self.output_width) {
+            return Err(Error::InvalidArgument(format!(
+                "output buffer has shape {:?}, expected ({}, {})",
+                output.dim(),
+                pass.rows,
+                self.output_width
+            )));
+        }
+        read_output(
+            pass.staging_out.host_mut(pass.rows * self.output_width)?,
+            output,
+        );
+        Ok(())
+    }
+
+    /// Fills the activation buffers and the output staging with NaN, so that any element
+    /// a kernel fails to write shows up in the output. A test aid.
+    pub(super) fn poison(&self, pass: &mut Pass<T>) -> Result<()> {
+        let nan = T::from_f32(f32::NAN);
+        let longest = pass.scratch.ping.len().max(pass.scratch.pong.len());
+        let values = vec![nan; longest];
+        for buffer in [&mut pass.scratch.ping, &mut pass.scratch.pong] {
+            let len = buffer.len();
+            pass.lane
+                .stream
+                .memcpy_htod(&values[..len], &mut buffer.view_mut(len)?)
+                .during("poisoning an activation buffer")?;
+        }
+        // The copies read `values`, pageable memory: wait before it is freed.
+        pass.lane.synchronize()?;
+        let len = pass.staging_out.len();
+        pass.staging_out.host_mut(len)?.fill(nan);
+        Ok(())
+    }
+}
+
+/// Converts `input` to `T` in row-major order into `dst`, in parallel for large batches.
+pub(super) fn write_input<T: GpuElement>(input: ArrayView2<'_, f32>, dst: &mut [T]) {
+    match input.as_slice() {
+        Some(src) if src.len() >= PARALLEL_MIN => dst
+            .par_chunks_mut(PARALLEL_CHUNK)
+            .zip(src.par_chunks(PARALLEL_CHUNK))
+            .for_each(|(dst, src)| convert(src, dst, T::from_f32)),
+        // `iter()` walks a 2-D view in row-major order, whatever its strides.
+        _ => {
+            for (dst, &x) in dst.iter_mut().zip(input.iter()) {
+                *dst = T::from_f32(x);
+            }
+        }
+    }
+}
+
+/// Converts `src` (row-major) into `output`, in parallel for large batches.
+pub(super) fn read_output<T: GpuElement>(src: &[T], mut output: ArrayViewMut2<'_, f32>) {
+    match output.as_slice_mut() {
+        Some(dst) if dst.len() >= PARALLEL_MIN => dst
+            .par_chunks_mut(PARALLEL_CHUNK)
+            .zip(src.par_chunks(PARALLEL_CHUNK))
+            .for_each(|(dst, src)| convert(src, dst, |x: T| x.to_f32())),
+        _ => {
+            for (dst, src) in output.iter_mut().zip(src.iter()) {
+                *dst = src.to_f32();
+            }
+        }
+    }
+}
+
+fn convert<A: Copy, B>(src: &[A], dst: &mut [B], f: impl Fn(A) -> B) {
+    for (dst, &src) in dst.iter_mut().zip(src) {
+        *dst = f(src);
+    }
+}
