@@ -66,6 +66,24 @@ fn wide_layers_that_are_not_tile_multiples(device: &Device) {
     );
 }
 
+fn small_batches_of_wide_layers(device: &Device) {
+    // Few rows and many units: the CPU splits such a layer by units across threads.
+    for activation in Activation::ALL {
+        let network = random_network(&[20, 300, 130], &[Activation::Relu, activation], 21);
+        let plan = network.compile(device, PlanOptions::default()).unwrap();
+        for rows in [1, 3, 17] {
+            let input = random_input(rows, 20, 22);
+            let output = plan.forward(input.view()).unwrap();
+            let err = relative_error(&output, &reference_forward(&network, &input));
+            let tol = tolerance(device, plan.dtype());
+            assert!(
+                err <= tol,
+                "{activation}, {rows} rows: relative error {err:e} > {tol:e}"
+            );
+        }
+    }
+}
+
 fn batches_larger_than_the_plan_run_in_chunks(device: &Device) {
     let network = random_network(&[5, 9, 3], &[Activation::Relu, Activation::Softmax], 3);
     let plan = network
@@ -157,6 +175,7 @@ test_device!(
     worked_example,
     matches_the_per_unit_loop_for_every_activation_and_awkward_batches,
     wide_layers_that_are_not_tile_multiples,
+    small_batches_of_wide_layers,
     batches_larger_than_the_plan_run_in_chunks,
     half_precision_models,
     concurrent_callers_get_their_own_results,
