@@ -56,6 +56,7 @@ fn sample_report() -> BenchReport {
     BenchReport {
         device: "NVIDIA H100 80GB HBM3 / driver 580.95 / CUDA 13.0".into(),
         results,
+        ..Default::default()
     }
 }
 
@@ -274,6 +275,7 @@ fn a_single_point_draws_a_marker_and_no_line() {
             DType::F32,
             3.0,
         )],
+        ..Default::default()
     };
     let svg = render_svg(&report);
     assert_well_formed(&svg);
@@ -293,6 +295,7 @@ fn small_throughputs_are_labelled_in_gflops() {
             .into_iter()
             .map(|m| Measurement::new(Shape::new(m, 64, 64), "cpu", DType::F32, 0.05))
             .collect(),
+        ..Default::default()
     };
     let svg = render_svg(&report);
     assert!(svg.contains(">GFLOP/s</text>"));
@@ -323,6 +326,7 @@ fn an_empty_report_is_still_a_picture() {
     let report = BenchReport {
         device: "cpu".into(),
         results: Vec::new(),
+        ..Default::default()
     };
     let svg = render_svg(&report);
     assert_well_formed(&svg);

@@ -122,7 +122,7 @@ impl Serialize for DType {
 }
 
 /// Everything one `vecprop bench` run measured.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct BenchReport {
     /// The device, as [`Device::name`] describes it.
     pub device: String,

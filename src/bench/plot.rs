@@ -67,7 +67,7 @@ const FONT: &str = "system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans
 ///         ]
 ///     })
 ///     .collect();
-/// let report = BenchReport { device: "NVIDIA H100 80GB HBM3".into(), results };
+/// let report = BenchReport { device: "NVIDIA H100 80GB HBM3".into(), results, ..Default::default() };
 /// let svg = plot::render_svg(&report);
 /// assert!(svg.starts_with("<svg"));
 /// assert!(svg.contains("K×N = 784×512"));
