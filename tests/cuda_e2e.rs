@@ -5,29 +5,18 @@
 //! cuBLAS 13. Without one they FAIL: a missing GPU must never read as a pass.
 #![cfg(feature = "cuda")]
 
+mod common;
+
+use common::gpu;
+
 use std::sync::Arc;
 use std::thread;
 
 use ndarray::Array2;
-use vecprop::device::cuda::CudaDevice;
 use vecprop::{Activation, DType, Device, Network, Plan, PlanOptions, Strategy, TuningCache};
 
 /// Awkward batch sizes: one row, odd sizes, and more rows than a tile row.
 const ROWS: [usize; 4] = [1, 3, 17, 1000];
-
-/// GPU 0 with output poisoning on (a stale or unwritten output shows as NaN).
-fn gpu() -> (Device, CudaDevice) {
-    match CudaDevice::new(0) {
-        Ok(cuda) => {
-            cuda.poison_outputs(true);
-            (Device::Cuda(cuda.clone()), cuda)
-        }
-        Err(err) => panic!(
-            "the CUDA tests need an NVIDIA GPU (compute capability 8.0+), a driver >= 580 \
-             (CUDA 13.0) and cuBLAS 13, and found none usable: {err}"
-        ),
-    }
-}
 
 fn network(dtype: DType) -> Network {
     Network::builder(130)

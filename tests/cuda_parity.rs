@@ -12,13 +12,15 @@
 
 mod common;
 
+use common::gpu;
+
 use std::thread;
 
 use common::reference_forward;
 use ndarray::{array, Array1, Array2};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use vecprop::device::cuda::{bench_dense, describe_devices, CudaDevice};
+use vecprop::device::cuda::{bench_dense, describe_devices};
 use vecprop::{Activation, DType, Device, Network, Plan, PlanOptions, Strategy};
 
 /// The floor under `max |ref|` in the relative error, so all-zero outputs compare sanely.
@@ -58,20 +60,6 @@ const BF16: Precision = Precision {
     allow_tf32: false,
     tolerance: 1e-2,
 };
-
-/// GPU 0, with output poisoning on. Panics, failing the test, when there is no usable GPU.
-fn gpu() -> (Device, CudaDevice) {
-    match CudaDevice::new(0) {
-        Ok(cuda) => {
-            cuda.poison_outputs(true);
-            (Device::Cuda(cuda.clone()), cuda)
-        }
-        Err(err) => panic!(
-            "the CUDA tests need an NVIDIA GPU (compute capability 8.0+), a driver >= 580 \
-             (CUDA 13.0) and cuBLAS 13, and found none usable: {err}"
-        ),
-    }
-}
 
 /// A network with random weights (scaled by 1/sqrt(inputs)) and random non-zero biases,
 /// every layer using `activation`, parameters rounded to `dtype`.

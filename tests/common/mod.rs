@@ -30,14 +30,28 @@ macro_rules! test_device {
             $(
                 #[test]
                 fn $name() {
-                    let device = vecprop::Device::cuda(0).unwrap_or_else(|err| {
-                        panic!("this CUDA test needs a GPU and found none: {err}")
-                    });
+                    let (device, _) = $crate::common::gpu();
                     super::$name(&device);
                 }
             )+
         }
     };
+}
+
+/// GPU 0 with output poisoning on (an unwritten output element shows as NaN). Panics, failing
+/// the test, when there is no usable GPU: a missing GPU must never read as a pass.
+#[cfg(feature = "cuda")]
+pub fn gpu() -> (Device, vecprop::device::cuda::CudaDevice) {
+    match vecprop::device::cuda::CudaDevice::new(0) {
+        Ok(cuda) => {
+            cuda.poison_outputs(true);
+            (Device::Cuda(cuda.clone()), cuda)
+        }
+        Err(err) => panic!(
+            "the CUDA tests need an NVIDIA GPU (compute capability 8.0+), a driver >= 580 \
+             (CUDA 13.0) and cuBLAS 13, and found none usable: {err}"
+        ),
+    }
 }
 
 /// `g(z)` in f64: the textbook definitions, for the reference.
