@@ -8,7 +8,8 @@ table with a row per M and a column per variant: median time, TFLOP/s, and the s
 `cublas-gemm-only`'s throughput (the bare GEMM, the ceiling for a dense layer); then the
 speed-up of each fused variant over `cublas+epilogue`, and over the faster of PyTorch's
 eager and compiled layers when the torch file is given. Network rows (variants ending in
-`-network`), a latency table and the measured ceilings follow when the files hold them.
+`-network`), a latency table and the measured ceilings (either file's `ceilings`) follow
+when the files hold them.
 Either file may be left out, and any variant may be missing from any shape.
 Standard library only.
 """
@@ -204,23 +205,38 @@ def latency_table(reports):
     return out
 
 
+# What vecprop's `ceilings` measures, when its JSON does not say: `vecprop bench` times
+# these fixed sizes (src/device/cuda/bench.rs).
+VECPROP_GEMM_N = {"bf16": 8192, "f32": 4096}
+
+
 def ceilings_lines(reports):
+    """One line per file that holds `ceilings`: torch_gpu_bench.py's keys
+    (`d2d_copy_gbytes_per_s`, `bf16_gemm_tflops`, `bf16_gemm_n`) or vecprop's
+    (`copy_gbytes_per_s`, `bf16_gemm_tflops`, `f32_gemm_tflops`)."""
     out = []
     for source, report in reports:
         c = report.get("ceilings")
         if not isinstance(c, dict) or not c:
             continue
         parts = []
-        if finite(c.get("d2d_copy_gbytes_per_s")):
-            bw = c["d2d_copy_gbytes_per_s"]
+        copy_key = next((k for k in ("d2d_copy_gbytes_per_s", "copy_gbytes_per_s") if finite(c.get(k))), None)
+        if copy_key:
+            bw = c[copy_key]
             bw = f"{bw / 1e3:.2f} TB/s" if bw >= 1e3 else f"{bw:.3g} GB/s"
             parts.append(f"device-to-device copy {bw} (read + write)")
-        if finite(c.get("bf16_gemm_tflops")):
-            parts.append(f"bf16 {c.get('bf16_gemm_n', '?')}³ GEMM {c['bf16_gemm_tflops']:.3g} TFLOP/s")
-        known = {"d2d_copy_gbytes_per_s", "bf16_gemm_tflops", "bf16_gemm_n", "d2d_copy_bytes",
-                 "d2d_copy_median_ms", "bf16_gemm_median_ms"}
+        for dtype in ("bf16", "f32"):
+            if finite(c.get(f"{dtype}_gemm_tflops")):
+                default_n = VECPROP_GEMM_N[dtype] if source == "vecprop" else "?"
+                n = c.get(f"{dtype}_gemm_n", default_n)
+                note = " (no TF32)" if dtype == "f32" else ""
+                parts.append(f"{dtype} {n}³ GEMM{note} {c[f'{dtype}_gemm_tflops']:.3g} TFLOP/s")
+        known = {"d2d_copy_gbytes_per_s", "copy_gbytes_per_s", "bf16_gemm_tflops", "bf16_gemm_n",
+                 "f32_gemm_tflops", "f32_gemm_n", "d2d_copy_bytes", "d2d_copy_median_ms",
+                 "bf16_gemm_median_ms"}
         parts += [f"{k} = {v}" for k, v in sorted(c.items()) if k not in known]
-        out.append(f"Ceilings measured by {source}: " + "; ".join(parts) + ".")
+        if parts:
+            out.append(f"Ceilings measured by {source}: " + "; ".join(parts) + ".")
     if out:
         out.append("")
     return out
@@ -292,7 +308,9 @@ def self_test():
     def row(m, k, n, variant, dtype, ms):
         return {"m": m, "k": k, "n": n, "variant": variant, "dtype": dtype, "median_ms": ms,
                 "gflops": 2 * m * k * n / (ms / 1e3) / 1e9}
-    vec = {"device": "cuda:0 (NVIDIA H100 80GB HBM3, sm_90)", "results": [
+    vec = {"device": "cuda:0 (NVIDIA H100 80GB HBM3, sm_90)",
+           "ceilings": {"copy_gbytes_per_s": 2900.0, "bf16_gemm_tflops": 700.0, "f32_gemm_tflops": 51.0},
+           "results": [
         row(1024, 784, 512, "cublas-gemm-only", "f32", 0.040),
         row(1024, 784, 512, "cublas+epilogue", "f32", 0.050),
         row(1024, 784, 512, "fused", "f32", 0.025),
@@ -328,7 +346,9 @@ def self_test():
     assert "0.0020 ms · –" in text  # NaN throughput
     assert "784-512-256-10 | 65536 | bf16 | torch-eager-network" in text
     assert "| 1 | 20.0 / 30.0 |" in text
-    assert "3.00 TB/s" in text and "8192³ GEMM 790 TFLOP/s" in text
+    assert "Ceilings measured by torch: device-to-device copy 3.00 TB/s (read + write); bf16 8192³ GEMM 790 TFLOP/s." in text
+    assert ("Ceilings measured by vecprop: device-to-device copy 2.90 TB/s (read + write); "
+            "bf16 8192³ GEMM 700 TFLOP/s; f32 4096³ GEMM (no TF32) 51 TFLOP/s.") in text, text
     assert "max-autotune-no-cudagraphs: 1, not compiled: 1" in text
     assert "warning" not in text
     print("self-test passed", file=sys.stderr)

@@ -60,7 +60,8 @@ impl DType {
 
 impl fmt::Display for DType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        // `pad`, so that widths and alignment in table columns apply.
+        f.pad(self.name())
     }
 }
 

@@ -45,7 +45,17 @@ pub struct Args {
 }
 
 const CPU_SHAPES: &str = "64x784x512,4096x784x512,16384x1024x1024,65536x64x64";
-const GPU_SHAPES: &str = "64x784x512,4096x784x512,16384x1024x1024,16384x4096x4096,65536x64x64";
+/// The GPU grid: M ∈ {1, 64, 1024, 16384, 65536} × (K, N) ∈ {(64, 64), (256, 256),
+/// (784, 512), (1024, 1024), (4096, 4096)}, 25 shapes.
+const GPU_M: [usize; 5] = [1, 64, 1024, 16384, 65536];
+const GPU_KN: [(usize, usize); 5] = [(64, 64), (256, 256), (784, 512), (1024, 1024), (4096, 4096)];
+
+fn gpu_shapes() -> Vec<Shape> {
+    GPU_KN
+        .iter()
+        .flat_map(|&(k, n)| GPU_M.iter().map(move |&m| Shape::new(m, k, n)))
+        .collect()
+}
 
 /// Runs the benchmark, prints its table, and writes the JSON if asked.
 pub fn run(args: Args) -> Result<()> {
@@ -74,13 +84,11 @@ pub fn run(args: Args) -> Result<()> {
     }
     // With end-to-end sections asked for, the per-layer table runs only if --shapes is given.
     let layer_bench = !end_to_end.any() || args.shapes.is_some();
-    let default_shapes = if device.is_cuda() {
-        GPU_SHAPES
-    } else {
-        CPU_SHAPES
+    let shapes: Vec<Shape> = match args.shapes.as_deref() {
+        Some(list) => super::parse_comma_list(list)?,
+        None if device.is_cuda() => gpu_shapes(),
+        None => super::parse_comma_list(CPU_SHAPES)?,
     };
-    let shapes: Vec<Shape> =
-        super::parse_comma_list(args.shapes.as_deref().unwrap_or(default_shapes))?;
     let dtypes: Vec<DType> = match args.dtype.as_deref() {
         Some(list) => super::parse_comma_list(list)?,
         None if device.is_cuda() => DType::ALL.to_vec(),
@@ -106,4 +114,22 @@ pub fn run(args: Args) -> Result<()> {
         vecprop::bench::plot::write_svg(&report, path)?;
     }
     super::print(&report.table())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gpu_grid_has_every_m_for_every_k_n() {
+        let shapes = gpu_shapes();
+        assert_eq!(shapes.len(), 25);
+        assert_eq!(shapes[0], Shape::new(1, 64, 64));
+        assert_eq!(shapes[24], Shape::new(65536, 4096, 4096));
+        for m in GPU_M {
+            for (k, n) in GPU_KN {
+                assert!(shapes.contains(&Shape::new(m, k, n)));
+            }
+        }
+    }
 }

@@ -16,15 +16,16 @@ use super::error::CudaResultExt;
 use super::stream::{median_ms, Lane};
 use super::{CudaDevice, GpuElement};
 use crate::activation::Activation;
-use crate::bench::{Measurement, Shape};
+use crate::bench::{Ceilings, Measurement, Shape};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 
 /// Untimed runs of each variant before timing.
 const WARMUP: usize = 3;
-/// At most this many buffer sets, and at most this many bytes for all of them.
+/// At most this many buffer sets, and at most this many bytes for all of them: enough for
+/// the largest default shape, 65536×4096×4096 in f32 (2.2 GB).
 const MAX_SETS: usize = 16;
-const MAX_SET_BYTES: usize = 2 << 30;
+const MAX_SET_BYTES: usize = 4 << 30;
 
 /// What one variant runs.
 #[derive(Debug, Clone, Copy)]
@@ -91,6 +92,70 @@ pub fn bench_copies(
     synced?;
     inner.check_deferred_errors()?;
     Ok(timings)
+}
+
+/// Bytes each side of the device-to-device copy that [`bench_ceilings`] times.
+const CEILING_COPY_BYTES: usize = 1 << 30;
+/// The square GEMMs that [`bench_ceilings`] times: bf16 and f32.
+const CEILING_BF16_N: usize = 8192;
+const CEILING_F32_N: usize = 4096;
+/// Timed repetitions of each ceiling.
+const CEILING_REPEATS: usize = 10;
+
+/// What `device` can do at best, measured with CUDA events, the median of several repeats
+/// after warm-up: a device-to-device copy of 1 GiB (bytes read plus written), cuBLAS bf16
+/// GEMM at 8192³ and f32 SGEMM at 4096³ (full f32, no TF32), both with f32 accumulation on
+/// random non-zero data.
+pub fn bench_ceilings(device: &CudaDevice) -> Result<Ceilings> {
+    let copy_gbytes_per_s = copy_bandwidth(device)?;
+    let bf16_gemm_tflops = gemm_rate::<bf16>(device, CEILING_BF16_N)?;
+    let f32_gemm_tflops = gemm_rate::<f32>(device, CEILING_F32_N)?;
+    device.inner.check_deferred_errors()?;
+    Ok(Ceilings {
+        copy_gbytes_per_s,
+        bf16_gemm_tflops,
+        f32_gemm_tflops,
+    })
+}
+
+/// GB/s of a device-to-device copy of [`CEILING_COPY_BYTES`], counting bytes read and
+/// written. The buffers are allocated here, not pooled, so that they are freed after.
+fn copy_bandwidth(device: &CudaDevice) -> Result<f64> {
+    let lane = device.inner.lanes.acquire()?;
+    let stream = Arc::clone(&lane.stream);
+    let len = CEILING_COPY_BYTES / std::mem::size_of::<f32>();
+    let source = stream
+        .alloc_zeros::<f32>(len)
+        .during("allocating the copy-bandwidth buffers")?;
+    let mut target = stream
+        .alloc_zeros::<f32>(len)
+        .during("allocating the copy-bandwidth buffers")?;
+    let ms = median_ms(stream.context(), &stream, WARMUP, CEILING_REPEATS, || {
+        stream
+            .memcpy_dtod(&source, &mut target)
+            .during("copying device to device")
+    });
+    // Synchronise before the buffers are freed, errors included.
+    let synced = lane.synchronize();
+    let ms = ms?;
+    synced?;
+    Ok(2.0 * CEILING_COPY_BYTES as f64 / (ms / 1e3) / 1e9)
+}
+
+/// TFLOP/s of cuBLAS's `n`×`n`×`n` GEMM in `T` (f32 without TF32).
+fn gemm_rate<T: GpuElement>(device: &CudaDevice, n: usize) -> Result<f64> {
+    let shape = Shape::new(n, n, n);
+    let mut lane = device.inner.lanes.acquire()?;
+    let mut set = random_set::<T>(&lane, shape, 0)?;
+    let context = Arc::clone(lane.stream.context());
+    let stream = Arc::clone(&lane.stream);
+    let ms = median_ms(&context, &stream, WARMUP, CEILING_REPEATS, || {
+        run_variant(device, &mut lane, Variant::GemmOnly, &mut set, shape)
+    });
+    let synced = lane.synchronize();
+    let ms = ms?;
+    synced?;
+    Ok(shape.flops() / (ms / 1e3) / 1e12)
 }
 
 /// One independent set of operands.
@@ -210,5 +275,7 @@ mod tests {
         assert_eq!(set_count(small, DType::F32, bytes).unwrap(), 2);
         let huge = Shape::new(16384, 16384, 4096);
         assert_eq!(set_count(huge, DType::F16, 50 << 20).unwrap(), 1);
+        let widest_default = Shape::new(65536, 4096, 4096);
+        assert_eq!(set_count(widest_default, DType::F32, 50 << 20).unwrap(), 1);
     }
 }
