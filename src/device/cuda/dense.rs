@@ -6,7 +6,7 @@ use std::str::FromStr;
 use cudarc::driver::{CudaView, CudaViewMut};
 
 use super::blas::{self, GemmOperands};
-use super::kernels::{self, FusedArgs, KernelOp};
+use super::kernels::{self, KernelOp};
 use super::stream::Lane;
 use super::{DeviceInner, GpuElement};
 use crate::activation::Activation;
@@ -176,7 +176,7 @@ pub(crate) fn run_dense<T: GpuElement>(
             } else {
                 Activation::Linear
             };
-            let args = FusedArgs {
+            let fused = DenseOperands {
                 a,
                 w,
                 bias,
@@ -184,8 +184,9 @@ pub(crate) fn run_dense<T: GpuElement>(
                 m,
                 n,
                 k,
+                activation: fused_activation,
             };
-            kernels::fused_dense(kernels, &lane.stream, op, fused_activation, args)?;
+            kernels::fused_dense(kernels, &lane.stream, op, fused)?;
             if activation.is_elementwise() {
                 return Ok(());
             }

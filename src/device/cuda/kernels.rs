@@ -16,6 +16,7 @@ use cudarc::driver::{
 use cudarc::nvrtc::Ptx;
 
 use super::context::driver_version;
+use super::dense::DenseOperands;
 use super::error::CudaResultExt;
 use super::{ptx, GpuElement};
 use crate::activation::Activation;
@@ -242,26 +243,15 @@ pub(crate) fn bias_activation<T: GpuElement>(
     Ok(())
 }
 
-/// A fused dense layer's operands: `out = g(a · w + bias)`, row-major, `a` m×k, `w` k×n.
-pub(crate) struct FusedArgs<'a, 'b, T> {
-    pub(crate) a: &'b CudaView<'a, T>,
-    pub(crate) w: &'b CudaView<'a, T>,
-    pub(crate) bias: &'b CudaView<'a, T>,
-    pub(crate) out: &'b mut CudaViewMut<'a, T>,
-    pub(crate) m: usize,
-    pub(crate) n: usize,
-    pub(crate) k: usize,
-}
-
-/// Launches `fused_<act>` or `fused_small_<act>` (by `op`) on `args`.
+/// Launches `fused_<act>` or `fused_small_<act>` (by `op`) on `ops`; `ops.activation`
+/// must be element-wise (softmax is not fused).
 pub(crate) fn fused_dense<T: GpuElement>(
     kernels: &KernelCache,
     stream: &CudaStream,
     op: KernelOp,
-    activation: Activation,
-    args: FusedArgs<'_, '_, T>,
+    ops: DenseOperands<'_, '_, T>,
 ) -> Result<()> {
-    let FusedArgs {
+    let DenseOperands {
         a,
         w,
         bias,
@@ -269,7 +259,8 @@ pub(crate) fn fused_dense<T: GpuElement>(
         m,
         n,
         k,
-    } = args;
+        activation,
+    } = ops;
     if op == KernelOp::BiasActivation {
         return Err(Error::InvalidArgument("not a fused kernel".into()));
     }

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
-use super::dense::{run_dense, DenseOperands};
+use super::dense::{run_dense, DenseOperands, LayerKernel};
 use super::error::{CudaResultExt, DropErrors};
 use super::pinned::PinnedBuffer;
-use super::plan::GpuPlan;
+use super::plan::{GpuLayer, GpuPlan};
 use super::pool::PooledBuffer;
 use super::stream::{Lane, LaneGuard};
 use super::GpuElement;
@@ -109,23 +109,36 @@ impl<T: GpuElement> GpuPlan<T> {
         let Scratch { ping, pong } = scratch;
         let (mut src, mut dst) = (ping, pong);
         for layer in &self.layers {
-            let a = src.view(rows * layer.inputs)?;
-            let mut out = dst.view_mut(rows * layer.units)?;
-            let (w, bias) = (layer.weight.as_view(), layer.bias.as_view());
-            let ops = DenseOperands {
-                a: &a,
-                w: &w,
-                bias: &bias,
-                out: &mut out,
-                m: rows,
-                n: layer.units,
-                k: layer.inputs,
-                activation: layer.activation,
-            };
-            run_dense(&self.device.inner, lane, layer.kernel, ops, self.allow_tf32)?;
+            self.queue_layer(lane, layer, layer.kernel, src, dst, rows)?;
             std::mem::swap(&mut src, &mut dst);
         }
         Ok(src)
+    }
+
+    /// Queues `layer` with `kernel` on `rows` rows, reading `src` and writing `dst`.
+    pub(super) fn queue_layer(
+        &self,
+        lane: &mut Lane,
+        layer: &GpuLayer<T>,
+        kernel: LayerKernel,
+        src: &PooledBuffer<T>,
+        dst: &mut PooledBuffer<T>,
+        rows: usize,
+    ) -> Result<()> {
+        let a = src.view(rows * layer.inputs)?;
+        let mut out = dst.view_mut(rows * layer.units)?;
+        let (w, bias) = (layer.weight.as_view(), layer.bias.as_view());
+        let ops = DenseOperands {
+            a: &a,
+            w: &w,
+            bias: &bias,
+            out: &mut out,
+            m: rows,
+            n: layer.units,
+            k: layer.inputs,
+            activation: layer.activation,
+        };
+        run_dense(&self.device.inner, lane, kernel, ops, self.allow_tf32)
     }
 
     /// Queues the whole pass on `pass`'s lane: input conversion and upload, every layer,

@@ -9,7 +9,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::dense::{run_dense, DenseOperands, LayerKernel};
+use super::dense::LayerKernel;
 use super::error::CudaResultExt;
 use super::pass::Scratch;
 use super::plan::{GpuLayer, GpuPlan};
@@ -181,20 +181,7 @@ impl<T: GpuElement> GpuPlan<T> {
         layer: &GpuLayer<T>,
         kernel: LayerKernel,
     ) -> Result<()> {
-        let rows = self.max_batch;
-        let a = scratch.ping.view(rows * layer.inputs)?;
-        let mut out = scratch.pong.view_mut(rows * layer.units)?;
-        let (w, bias) = (layer.weight.as_view(), layer.bias.as_view());
-        let ops = DenseOperands {
-            a: &a,
-            w: &w,
-            bias: &bias,
-            out: &mut out,
-            m: rows,
-            n: layer.units,
-            k: layer.inputs,
-            activation: layer.activation,
-        };
-        run_dense(&self.device.inner, lane, kernel, ops, self.allow_tf32)
+        let Scratch { ping, pong } = scratch;
+        self.queue_layer(lane, layer, kernel, ping, pong, self.max_batch)
     }
 }
