@@ -4,24 +4,19 @@
 //! it to the GPU asynchronously, and copies the result back into another pinned buffer.
 //! Pinned memory is what makes those copies truly asynchronous (and about twice as fast).
 
-use std::any::{Any, TypeId};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use cudarc::driver::{CudaContext, CudaStream, CudaView, CudaViewMut, PinnedHostSlice};
 
 use super::error::CudaResultExt;
-use super::pool::{size_class, Counters};
+use super::pool::{key_for, Counters, Key, Shelf};
 use super::GpuElement;
 use crate::error::{Error, Result};
-
-type Key = (TypeId, usize);
-type Idle = HashMap<Key, Vec<Box<dyn Any + Send + Sync>>>;
 
 /// Idle pinned buffers by (element type, size class).
 pub(crate) struct PinnedPool {
     context: Arc<CudaContext>,
-    idle: Mutex<Idle>,
+    shelf: Shelf,
     counters: Arc<Counters>,
 }
 
@@ -29,24 +24,18 @@ impl PinnedPool {
     pub(crate) fn new(context: Arc<CudaContext>, counters: Arc<Counters>) -> Self {
         PinnedPool {
             context,
-            idle: Mutex::default(),
+            shelf: Shelf::default(),
             counters,
         }
     }
 
     /// A staging buffer of at least `len` elements.
     pub(crate) fn take<T: GpuElement>(self: &Arc<Self>, len: usize) -> Result<PinnedBuffer<T>> {
-        let (bytes, capacity) = size_class::<T>(len)?;
-        let key = (TypeId::of::<T>(), bytes);
-        let cached = self
-            .lock()
-            .get_mut(&key)
-            .and_then(Vec::pop)
-            .and_then(|boxed| boxed.downcast::<PinnedHostSlice<T>>().ok());
-        let host = match cached {
+        let (key, capacity, bytes) = key_for::<T>(len)?;
+        let host = match self.shelf.take::<PinnedHostSlice<T>>(key) {
             Some(host) => {
                 self.counters.reused();
-                *host
+                host
             }
             None => {
                 let host = self.allocate::<T>(capacity)?;
@@ -78,11 +67,6 @@ impl PinnedPool {
             std::ptr::write_bytes(pointer, 0, capacity);
             Ok(host)
         }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Idle> {
-        // The map stays valid whatever panicked while it was held.
-        self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -162,11 +146,7 @@ impl<T: GpuElement> PinnedBuffer<T> {
 impl<T: GpuElement> Drop for PinnedBuffer<T> {
     fn drop(&mut self) {
         if let Some(host) = self.host.take() {
-            self.pool
-                .lock()
-                .entry(self.key)
-                .or_default()
-                .push(Box::new(host));
+            self.pool.shelf.put(self.key, host);
         }
     }
 }

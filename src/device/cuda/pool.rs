@@ -69,20 +69,57 @@ pub(crate) fn size_class<T>(len: usize) -> Result<(usize, usize)> {
     Ok((bytes, bytes / size_of::<T>().max(1)))
 }
 
-type Key = (TypeId, usize);
-type Idle = HashMap<Key, Vec<Box<dyn Any + Send + Sync>>>;
+/// What idle allocations are filed under: their element type and size class in bytes.
+pub(crate) type Key = (TypeId, usize);
+
+/// The key, the capacity in elements and the bytes of a request for `len` elements of `T`.
+pub(crate) fn key_for<T: 'static>(len: usize) -> Result<(Key, usize, usize)> {
+    let (bytes, capacity) = size_class::<T>(len)?;
+    Ok(((TypeId::of::<T>(), bytes), capacity, bytes))
+}
+
+/// Idle allocations of any type, filed by [`Key`]: what both the device-buffer pool and the
+/// pinned-staging pool keep between uses. Values are stored behind `dyn Any` and taken back
+/// out with a checked downcast, not a cast.
+#[derive(Default)]
+pub(crate) struct Shelf {
+    idle: Mutex<HashMap<Key, Vec<Box<dyn Any + Send + Sync>>>>,
+}
+
+impl Shelf {
+    /// An idle value filed under `key`, if there is one of type `V`.
+    pub(crate) fn take<V: Any + Send + Sync>(&self, key: Key) -> Option<V> {
+        let boxed = self.lock().get_mut(&key).and_then(Vec::pop)?;
+        boxed.downcast::<V>().ok().map(|value| *value)
+    }
+
+    /// Files `value` under `key` for the next [`Shelf::take`].
+    pub(crate) fn put<V: Any + Send + Sync>(&self, key: Key, value: V) {
+        self.lock().entry(key).or_default().push(Box::new(value));
+    }
+
+    /// Drops every idle value.
+    pub(crate) fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Key, Vec<Box<dyn Any + Send + Sync>>>> {
+        // The map stays valid whatever panicked while it was held.
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
 
 /// Idle device buffers by (element type, size class).
 #[derive(Default)]
 pub(crate) struct BufferPool {
-    idle: Mutex<Idle>,
+    shelf: Shelf,
     counters: Arc<Counters>,
 }
 
 impl BufferPool {
     pub(crate) fn new(counters: Arc<Counters>) -> Self {
         BufferPool {
-            idle: Mutex::default(),
+            shelf: Shelf::default(),
             counters,
         }
     }
@@ -93,17 +130,11 @@ impl BufferPool {
         stream: &Arc<CudaStream>,
         len: usize,
     ) -> Result<PooledBuffer<T>> {
-        let (bytes, capacity) = size_class::<T>(len)?;
-        let key = (TypeId::of::<T>(), bytes);
-        let cached = self
-            .lock()
-            .get_mut(&key)
-            .and_then(Vec::pop)
-            .and_then(|boxed| boxed.downcast::<CudaSlice<T>>().ok());
-        let slice = match cached {
+        let (key, capacity, bytes) = key_for::<T>(len)?;
+        let slice = match self.shelf.take::<CudaSlice<T>>(key) {
             Some(slice) => {
                 self.counters.reused();
-                *slice
+                slice
             }
             None => self.allocate(stream, capacity, bytes)?,
         };
@@ -137,16 +168,7 @@ impl BufferPool {
 
     /// Frees every idle buffer.
     pub(crate) fn release_idle(&self) {
-        self.lock().clear();
-    }
-
-    fn give_back(&self, key: Key, slice: Box<dyn Any + Send + Sync>) {
-        self.lock().entry(key).or_default().push(slice);
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Idle> {
-        // The map stays valid whatever panicked while it was held.
-        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+        self.shelf.clear();
     }
 }
 
@@ -207,7 +229,7 @@ impl<T: GpuElement> PooledBuffer<T> {
 impl<T: GpuElement> Drop for PooledBuffer<T> {
     fn drop(&mut self) {
         if let Some(slice) = self.slice.take() {
-            self.pool.give_back(self.key, Box::new(slice));
+            self.pool.shelf.put(self.key, slice);
         }
     }
 }
