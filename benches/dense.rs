@@ -7,7 +7,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ndarray::Array2;
-use vecprop::bench::CPU_DEFAULT_SHAPES;
+use vecprop::bench::{layer_parameters, CPU_DEFAULT_SHAPES};
 use vecprop::device::cpu::dense_forward;
 use vecprop::tensor::random_batch;
 use vecprop::{Activation, DType, Device, Network, PlanOptions, Strategy};
@@ -18,8 +18,7 @@ fn cpu_layer(c: &mut Criterion) {
     let threads = rayon::current_num_threads();
     for shape in CPU_DEFAULT_SHAPES {
         let input = random_batch(shape.m, shape.k, 1);
-        let weight = random_batch(shape.k, shape.n, 2);
-        let bias: Vec<f32> = random_batch(1, shape.n, 3).into_iter().collect();
+        let (weight, bias) = layer_parameters(shape);
         let mut out = Array2::zeros((shape.m, shape.n));
         // Criterion has no FLOP unit: report the layer's minimum traffic, labelled as bytes.
         group.throughput(Throughput::Bytes(shape.min_bytes(DType::F32) as u64));

@@ -209,15 +209,7 @@ const STRATEGIES: [Strategy; 4] = [
 #[test]
 fn worked_example_on_the_gpu() {
     let (device, _) = gpu();
-    let network = Network::builder(2)
-        .layer_with(
-            array![[1.0, -3.0, 5.0], [-2.0, 4.0, -6.0]],
-            array![-1.0, 1.0, 2.0],
-            Activation::Sigmoid,
-        )
-        .build()
-        .expect("the worked example is valid");
-    let input = array![[200.0_f32, 17.0]];
+    let (network, input) = common::worked_example();
     let want = reference_forward(&network, &input);
     for strategy in STRATEGIES {
         let plan = compile(&network, &device, strategy, F32, 4);

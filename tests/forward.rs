@@ -7,18 +7,10 @@ use std::sync::Arc;
 
 use common::{random_input, random_network, reference_forward, relative_error, tolerance};
 use ndarray::{array, Array2};
-use vecprop::{Activation, DType, Device, Error, Network, PlanOptions};
+use vecprop::{Activation, DType, Device, Error, PlanOptions};
 
 fn worked_example(device: &Device) {
-    let network = Network::builder(2)
-        .layer_with(
-            array![[1.0, -3.0, 5.0], [-2.0, 4.0, -6.0]],
-            array![-1.0, 1.0, 2.0],
-            Activation::Sigmoid,
-        )
-        .build()
-        .unwrap();
-    let input = array![[200.0_f32, 17.0]];
+    let (network, input) = common::worked_example();
     let plan = network.compile(device, PlanOptions::default()).unwrap();
     let output = plan.forward(input.view()).unwrap();
 

@@ -15,13 +15,19 @@ fn input_sets(shape: Shape) -> usize {
     (64_usize << 20).div_ceil(bytes.max(1)).clamp(1, 4)
 }
 
+/// Random, non-zero operands of one dense layer of `shape`: weights (K × N) and bias (N).
+pub fn layer_parameters(shape: Shape) -> (Array2<f32>, Vec<f32>) {
+    let weight = random_batch(shape.k, shape.n, 7);
+    let bias = random_batch(1, shape.n, 8).into_iter().collect();
+    (weight, bias)
+}
+
 /// Median time of `g(A·W + B)` with sigmoid, f32, over random data.
 pub(crate) fn bench_dense(cpu: &CpuDevice, shape: Shape, repeats: usize) -> Measurement {
     let inputs: Vec<Array2<f32>> = (0..input_sets(shape))
         .map(|i| random_batch(shape.m, shape.k, 11 + i as u64))
         .collect();
-    let weight = random_batch(shape.k, shape.n, 7);
-    let bias: Vec<f32> = random_batch(1, shape.n, 8).into_iter().collect();
+    let (weight, bias) = layer_parameters(shape);
     let mut out = Array2::<f32>::zeros((shape.m, shape.n));
     let ms = median_ms(2, repeats, |i| {
         let input = &inputs[i % inputs.len()];

@@ -5,6 +5,7 @@ pub mod e2e;
 mod peak;
 pub mod plot;
 
+pub use cpu::layer_parameters;
 pub use e2e::{run_end_to_end, EndToEnd};
 pub use peak::cpu_fma_peak_gflops;
 

@@ -54,6 +54,20 @@ pub fn gpu() -> (Device, vecprop::device::cuda::CudaDevice) {
     }
 }
 
+/// The lesson's worked example: W = [[1, -3, 5], [-2, 4, -6]], B = [[-1, 1, 2]], sigmoid, and
+/// its input X = [[200, 17]]. The output rounds to [[1, 0, 1]].
+pub fn worked_example() -> (Network, Array2<f32>) {
+    let network = Network::builder(2)
+        .layer_with(
+            ndarray::array![[1.0, -3.0, 5.0], [-2.0, 4.0, -6.0]],
+            ndarray::array![-1.0, 1.0, 2.0],
+            Activation::Sigmoid,
+        )
+        .build()
+        .expect("the worked example is valid");
+    (network, ndarray::array![[200.0_f32, 17.0]])
+}
+
 /// `g(z)` in f64: the textbook definitions, for the reference.
 pub fn activation_f64(activation: Activation, row: &mut [f64]) {
     match activation {
