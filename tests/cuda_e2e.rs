@@ -234,7 +234,6 @@ fn resident_timing_and_copy_timing_are_positive() {
     );
     let ms = plan.time_resident_pass(256, 5).expect("resident");
     assert!(ms > 0.0 && ms.is_finite(), "{ms}");
-    let (up, down) =
-        vecprop::device::cuda::bench_copies(&cuda, 1 << 20, 1 << 16, 5).expect("copies");
+    let (up, down) = vecprop::bench::bench_copies(&cuda, 1 << 20, 1 << 16, 5).expect("copies");
     assert!(up > 0.0 && down > 0.0, "{up} {down}");
 }

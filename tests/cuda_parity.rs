@@ -20,7 +20,8 @@ use common::reference_forward;
 use ndarray::{array, Array1, Array2};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use vecprop::device::cuda::{bench_dense, describe_devices};
+use vecprop::bench::bench_dense;
+use vecprop::device::cuda::describe_devices;
 use vecprop::{Activation, DType, Device, Network, Plan, PlanOptions, Strategy};
 
 /// The floor under `max |ref|` in the relative error, so all-zero outputs compare sanely.

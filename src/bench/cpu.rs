@@ -2,10 +2,11 @@
 
 use ndarray::Array2;
 
-use super::{median_ms, Measurement, Shape};
+use super::{Measurement, Shape};
 use crate::activation::Activation;
 use crate::device::cpu::{dense_forward, CpuDevice};
 use crate::dtype::DType;
+use crate::stats::median_ms;
 use crate::tensor::random_batch;
 
 /// Input sets to rotate between: enough that together they overflow a 32 MB L3 for all

@@ -14,8 +14,9 @@ use crate::activation::Activation;
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::execution::PlanOptions;
 use crate::graph::network::Network;
-use crate::graph::plan::{Plan, PlanOptions};
+use crate::plan::Plan;
 use crate::tensor::random_batch;
 
 /// Untimed calls before each latency series (on a GPU, the first captures the graph).
@@ -165,7 +166,7 @@ impl EndToEnd {
 
 /// Median and 99th percentile of `values` (sorted here).
 fn median_and_p99(values: &mut [f64]) -> (f64, f64) {
-    let median = super::median(values);
+    let median = crate::stats::median(values);
     let p99 = match values.len() {
         0 => 0.0,
         n => values[((n as f64 * 0.99).ceil() as usize).clamp(1, n) - 1],
@@ -248,7 +249,7 @@ pub fn network_throughput(
             plan.forward_into(input.view(), output.view_mut())?;
             seconds.push(start.elapsed().as_secs_f64());
         }
-        let median = super::median(&mut seconds).max(f64::MIN_POSITIVE);
+        let median = crate::stats::median(&mut seconds).max(f64::MIN_POSITIVE);
         results.push(ThroughputResult {
             dtype,
             rows,
@@ -346,7 +347,7 @@ fn copy_bound(
     let size = dtype.size_in_bytes();
     let h2d_bytes = rows * network.input_width() * size;
     let d2h_bytes = rows * network.output_width() * size;
-    let (h2d_ms, d2h_ms) = crate::device::cuda::bench_copies(cuda, h2d_bytes, d2h_bytes, 10)?;
+    let (h2d_ms, d2h_ms) = super::bench_copies(cuda, h2d_bytes, d2h_bytes, 10)?;
     let bound_s = (h2d_ms.max(d2h_ms) / 1e3).max(f64::MIN_POSITIVE);
     let gb_per_s = |bytes: usize, ms: f64| bytes as f64 / (ms / 1e3).max(f64::MIN_POSITIVE) / 1e9;
     Ok(Some(CopyBound {

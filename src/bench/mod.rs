@@ -1,17 +1,22 @@
 //! The benchmark engine shared by `vecprop bench` and the criterion benches.
 
 mod cpu;
+#[cfg(feature = "cuda")]
+mod cuda;
+#[cfg(not(feature = "cuda"))]
+#[path = "cuda_stub.rs"]
+mod cuda;
 pub mod e2e;
 mod peak;
 pub mod plot;
 
 pub use cpu::layer_parameters;
+pub use cuda::{bench_ceilings, bench_copies, bench_dense};
 pub use e2e::{run_end_to_end, EndToEnd};
 pub use peak::cpu_fma_peak_gflops;
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::Instant;
 
 use serde::Serialize;
 
@@ -307,7 +312,7 @@ pub fn run(
     }
     let ceilings = match device {
         Device::Cpu(_) => None,
-        Device::Cuda(cuda) => Some(crate::device::cuda::bench_ceilings(cuda)?),
+        Device::Cuda(cuda) => Some(bench_ceilings(cuda)?),
     };
     let mut results = Vec::new();
     for &shape in shapes {
@@ -315,9 +320,7 @@ pub fn run(
             Device::Cpu(cpu) => results.push(cpu::bench_dense(cpu, shape, repeats)),
             Device::Cuda(cuda) => {
                 for &dtype in dtypes {
-                    results.extend(crate::device::cuda::bench_dense(
-                        cuda, shape, dtype, repeats,
-                    )?);
+                    results.extend(bench_dense(cuda, shape, dtype, repeats)?);
                 }
             }
         }
@@ -329,46 +332,9 @@ pub fn run(
     })
 }
 
-/// The median of `repeats` timings of `run`, in milliseconds, after `warmup` untimed calls.
-/// `run` gets the repetition index, to rotate inputs.
-pub fn median_ms(warmup: usize, repeats: usize, mut run: impl FnMut(usize)) -> f64 {
-    for i in 0..warmup {
-        run(i);
-    }
-    let mut times: Vec<f64> = (0..repeats)
-        .map(|i| {
-            let start = Instant::now();
-            run(i);
-            start.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    median(&mut times)
-}
-
-/// The median of `values` (the mean of the middle two for an even count); 0 when empty.
-pub fn median(values: &mut [f64]) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn median_of_odd_and_even_counts() {
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
-        assert_eq!(median(&mut []), 0.0);
-    }
 
     const CEILINGS: Ceilings = Ceilings {
         copy_gbytes_per_s: 1000.0,

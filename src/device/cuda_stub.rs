@@ -6,12 +6,11 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
-use crate::bench::{Ceilings, Measurement, Shape};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::execution::pipeline::Pipeline;
+use crate::execution::PlanOptions;
 use crate::graph::network::Network;
-use crate::graph::plan::PlanOptions;
-use crate::graph::streaming::Pipeline;
 
 /// A GPU. Uninhabited in this build.
 #[derive(Clone, Debug)]
@@ -108,31 +107,6 @@ impl CudaPlan {
     pub(crate) fn time_resident_pass(&self, _rows: usize, _repeats: usize) -> Result<f64> {
         match *self {}
     }
-}
-
-/// Unreachable: no [`CudaDevice`] exists in this build.
-pub fn bench_dense(
-    device: &CudaDevice,
-    _shape: Shape,
-    _dtype: DType,
-    _repeats: usize,
-) -> Result<Vec<Measurement>> {
-    match *device {}
-}
-
-/// Unreachable: no [`CudaDevice`] exists in this build.
-pub fn bench_copies(
-    device: &CudaDevice,
-    _h2d_bytes: usize,
-    _d2h_bytes: usize,
-    _repeats: usize,
-) -> Result<(f64, f64)> {
-    match *device {}
-}
-
-/// Unreachable: no [`CudaDevice`] exists in this build.
-pub fn bench_ceilings(device: &CudaDevice) -> Result<Ceilings> {
-    match *device {}
 }
 
 /// Always [`Error::CudaNotBuilt`].

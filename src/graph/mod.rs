@@ -1,8 +1,6 @@
-//! The layer graph: dense layers, networks built from them, and plans compiled from networks.
+//! The model: dense layers, networks built from them, and their summaries. It describes a
+//! network and imports nothing that executes one ([`crate::plan`] compiles it for a device).
 
 pub mod dense;
 pub mod network;
-pub mod plan;
-pub mod streaming;
-mod summary;
-pub mod tuning;
+pub(crate) mod summary;

@@ -5,11 +5,9 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::activation::Activation;
-use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::graph::dense::Dense;
-use crate::graph::plan::{Plan, PlanOptions};
 
 /// A feed-forward network of dense layers whose widths chain.
 ///
@@ -136,11 +134,6 @@ impl Network {
     /// Floating-point operations of one forward pass over `rows` examples.
     pub fn flops(&self, rows: usize) -> f64 {
         self.layers.iter().map(|l| l.flops(rows)).sum()
-    }
-
-    /// Compiles the network for a device into a [`Plan`] that owns its buffers.
-    pub fn compile(&self, device: &Device, options: PlanOptions) -> Result<Plan> {
-        Plan::new(self, device, options)
     }
 
     /// A Keras-style table of the layers, their output shapes and parameter counts.

@@ -10,13 +10,12 @@
 //!   row chunks, for batches larger than memory.
 //! - [`forward_npy`]: streams a `.npy` batch through a [`Plan`](crate::Plan) into a `.npy` output.
 
-mod atomic;
 mod bytes;
 pub mod npy;
 pub mod safetensors;
 mod stream;
 
-pub use atomic::{write_atomic, AtomicFile};
+pub use crate::fs::{write_atomic, AtomicFile};
 pub use npy::{read_npy, write_npy, NpyReader, NpyWriter};
 pub use safetensors::{load_model, save_model};
 pub use stream::forward_npy;

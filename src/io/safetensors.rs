@@ -16,9 +16,10 @@ use safetensors::SafeTensors;
 use crate::activation::{parse_list, Activation};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::fs::write_atomic;
 use crate::graph::dense::Dense;
 use crate::graph::network::Network;
-use crate::io::{atomic::write_atomic, bytes};
+use crate::io::bytes;
 
 /// The metadata key that lists the activations.
 pub const ACTIVATIONS_KEY: &str = "activations";

@@ -5,8 +5,8 @@ use std::path::Path;
 use ndarray::Array2;
 
 use crate::error::{Error, Result};
-use crate::graph::plan::Plan;
 use crate::io::npy::{NpyReader, NpyWriter};
+use crate::plan::Plan;
 
 /// Runs `plan` over every row of the `.npy` file `input` and writes the outputs to the
 /// `.npy` file `output` (f32), atomically. Returns the output shape.

@@ -8,8 +8,8 @@ use super::dense::dense_forward;
 use super::CpuDevice;
 use crate::activation::Activation;
 use crate::error::{Error, Result};
+use crate::execution::PlanOptions;
 use crate::graph::network::Network;
-use crate::graph::plan::PlanOptions;
 
 struct CpuLayer {
     weight: Array2<f32>,

@@ -11,7 +11,7 @@ use super::stream::Lane;
 use super::{DeviceInner, GpuElement};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
-use crate::graph::plan::Strategy;
+use crate::execution::Strategy;
 
 /// How one layer is computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -8,13 +8,13 @@
 //! - [`dense`]: one dense layer by each strategy; [`plan`]: a whole network, whose passes
 //!   are in [`pass`], kernel choice (and tuning caches) in [`tune`], CUDA Graph capture
 //!   and replay in [`graph_exec`], and the overlapping stream pipeline in [`streaming`].
-//! - [`bench`]: per-variant timings of one layer, and host↔device copy timings.
+//!
+//! The benchmark engine that times these pieces lives above them, in `crate::bench`.
 
-mod bench;
-mod blas;
+pub(crate) mod blas;
 mod context;
-mod dense;
-mod error;
+pub(crate) mod dense;
+pub(crate) mod error;
 mod graph_exec;
 mod kernels;
 mod pass;
@@ -22,7 +22,7 @@ mod pinned;
 mod plan;
 mod pool;
 mod ptx;
-mod stream;
+pub(crate) mod stream;
 mod streaming;
 mod tune;
 
@@ -34,14 +34,13 @@ use cudarc::driver::{CudaContext, DeviceRepr, ValidAsZeroBits};
 
 use context::DeviceInfo;
 
-pub use bench::{bench_ceilings, bench_copies, bench_dense};
 pub use context::describe_devices;
 pub use plan::CudaPlan;
 pub use pool::PoolStats;
 
 use crate::dtype::Element;
 use crate::error::Result;
-use crate::graph::tuning::TuningCache;
+use crate::execution::tuning::TuningCache;
 use error::{CudaResultExt, DropErrors};
 use kernels::KernelCache;
 use pinned::PinnedPool;

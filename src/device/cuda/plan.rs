@@ -24,9 +24,9 @@ use super::{CudaDevice, GpuElement};
 use crate::activation::Activation;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::execution::pipeline::Pipeline;
+use crate::execution::PlanOptions;
 use crate::graph::network::Network;
-use crate::graph::plan::PlanOptions;
-use crate::graph::streaming::Pipeline;
 
 /// The GPU half of a [`Plan`](crate::Plan): one implementation, generic over the dtype.
 pub struct CudaPlan {
@@ -255,7 +255,7 @@ impl<T: GpuElement> GpuPlan<T> {
             });
             times.push(ms?);
         }
-        Ok(crate::bench::median(&mut times))
+        Ok(crate::stats::median(&mut times))
     }
 }
 

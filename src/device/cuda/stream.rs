@@ -169,5 +169,5 @@ pub(crate) fn median_ms(
     let mut times = (0..repeats.max(1))
         .map(|_| timer.time(stream, &mut work))
         .collect::<Result<Vec<f64>>>()?;
-    Ok(crate::bench::median(&mut times))
+    Ok(crate::stats::median(&mut times))
 }

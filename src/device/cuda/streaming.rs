@@ -5,7 +5,7 @@
 //! chunk i on another stream and downloading chunk i-1 on a third: copies in, kernels and
 //! copies out overlap on the copy engines and the SMs. Passes are reused round-robin, so a
 //! warm stream allocates nothing. The ordering (and the bound on what is in flight) is the
-//! shared logic in [`crate::graph::streaming`].
+//! shared logic in [`crate::execution::pipeline`].
 
 use std::collections::VecDeque;
 
@@ -15,7 +15,7 @@ use super::pass::Pass;
 use super::plan::GpuPlan;
 use super::GpuElement;
 use crate::error::{Error, Result};
-use crate::graph::streaming::Pipeline;
+use crate::execution::pipeline::Pipeline;
 
 /// Passes in flight at once: upload, compute and download of three chunks can overlap.
 const DEPTH: usize = 3;

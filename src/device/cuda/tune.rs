@@ -17,8 +17,8 @@ use super::stream::{median_ms, Lane};
 use super::GpuElement;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::graph::plan::{PlanOptions, Strategy};
-use crate::graph::tuning::{TuningCache, TuningKey, TuningRecord};
+use crate::execution::tuning::{TuningCache, TuningKey, TuningRecord};
+use crate::execution::{PlanOptions, Strategy};
 
 /// Untimed runs before Auto times a candidate, then timed runs (the median wins).
 const TUNE_WARMUP: usize = 2;

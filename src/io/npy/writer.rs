@@ -6,7 +6,7 @@ use ndarray::ArrayView2;
 
 use super::header::format_header;
 use crate::error::{Error, Result};
-use crate::io::atomic::AtomicFile;
+use crate::fs::AtomicFile;
 
 /// Header bytes, prelude included: room for any two 64-bit dimensions, and a multiple of 64
 /// as numpy aligns it.

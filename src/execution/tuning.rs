@@ -190,7 +190,7 @@ impl TuningCache {
         };
         let json = serde_json::to_vec_pretty(&file)
             .map_err(|e| crate::Error::io(path, std::io::Error::other(e)))?;
-        crate::io::write_atomic(path, &json)
+        crate::fs::write_atomic(path, &json)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, TuningRecord>> {

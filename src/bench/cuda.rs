@@ -10,13 +10,13 @@ use std::sync::Arc;
 use cudarc::driver::CudaSlice;
 use half::{bf16, f16};
 
-use super::blas::{self, GemmOperands};
-use super::dense::{run_dense, DenseOperands, LayerKernel};
-use super::error::CudaResultExt;
-use super::stream::{median_ms, Lane};
-use super::{CudaDevice, GpuElement};
+use super::{Ceilings, Measurement, Shape};
 use crate::activation::Activation;
-use crate::bench::{Ceilings, Measurement, Shape};
+use crate::device::cuda::blas::{self, GemmOperands};
+use crate::device::cuda::dense::{run_dense, DenseOperands, LayerKernel};
+use crate::device::cuda::error::CudaResultExt;
+use crate::device::cuda::stream::{median_ms, Lane};
+use crate::device::cuda::{CudaDevice, GpuElement};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 

@@ -1,8 +1,8 @@
 //! A network compiled for one device: buffers allocated once, a kernel chosen per layer.
-
-use std::fmt;
-use std::str::FromStr;
-use std::sync::Arc;
+//!
+//! [`Plan`] sits above [`crate::device`]: it dispatches each pass to the device's executor
+//! with a static `match`. What it asks of a device ([`PlanOptions`], [`Strategy`](crate::Strategy), the
+//! streaming pipeline) lives beneath both, in [`crate::execution`].
 
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
 
@@ -11,123 +11,10 @@ use crate::device::cuda::CudaPlan;
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::execution::pipeline::{self, Immediate, Pipeline, StreamBatch, StreamShape};
+use crate::execution::PlanOptions;
 use crate::graph::network::Network;
-use crate::graph::streaming::{self, Immediate, Pipeline, StreamBatch, StreamShape};
-use crate::graph::tuning::TuningCache;
 use crate::tensor::check_batch;
-
-/// How a plan computes each dense layer on a GPU. The CPU has one way and ignores this.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Strategy {
-    /// Time the candidates for each layer's shape on first use and keep the fastest.
-    #[default]
-    Auto,
-    /// cuBLAS GEMM, then vecprop's bias + activation kernel.
-    Cublas,
-    /// cuBLASLt GEMM with its bias epilogue, then vecprop's activation kernel.
-    CublasLt,
-    /// vecprop's fused GEMM + bias + activation kernel.
-    Fused,
-}
-
-impl Strategy {
-    /// The name used on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Strategy::Auto => "auto",
-            Strategy::Cublas => "cublas",
-            Strategy::CublasLt => "cublaslt",
-            Strategy::Fused => "fused",
-        }
-    }
-}
-
-impl fmt::Display for Strategy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Strategy {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        [
-            Strategy::Auto,
-            Strategy::Cublas,
-            Strategy::CublasLt,
-            Strategy::Fused,
-        ]
-        .into_iter()
-        .find(|k| k.name() == s.to_ascii_lowercase())
-        .ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "unknown kernel strategy `{s}` (expected auto, cublas, cublaslt or fused)"
-            ))
-        })
-    }
-}
-
-/// What [`Network::compile`] needs to know besides the device.
-///
-/// Two options are equal when their fields are, the tuning caches by identity.
-#[derive(Debug, Clone)]
-pub struct PlanOptions {
-    /// The most rows one pass computes; larger batches run in chunks of this size.
-    pub max_batch: usize,
-    /// The precision to compute in; `None` takes the network's own.
-    pub dtype: Option<DType>,
-    /// How GPU layers are computed.
-    pub strategy: Strategy,
-    /// Allow TF32 tensor-core math for f32 GEMMs on the GPU (about 1e-3 relative error).
-    pub allow_tf32: bool,
-    /// On a GPU, capture each batch size's whole forward pass (copies in, every layer,
-    /// copy out) as a CUDA Graph on first use and replay it afterwards, which removes most
-    /// of the launch overhead of small batches. See [`Plan::graph_status`].
-    pub cuda_graphs: bool,
-    /// Where `Strategy::Auto` looks up and records its measurements besides the device's
-    /// own in-memory cache, typically a file beside the model
-    /// ([`TuningCache::with_file`]); call [`TuningCache::save`] after compiling.
-    pub tuning: Option<Arc<TuningCache>>,
-}
-
-impl PartialEq for PlanOptions {
-    fn eq(&self, other: &Self) -> bool {
-        let same_cache = match (&self.tuning, &other.tuning) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            (None, None) => true,
-            _ => false,
-        };
-        self.max_batch == other.max_batch
-            && self.dtype == other.dtype
-            && self.strategy == other.strategy
-            && self.allow_tf32 == other.allow_tf32
-            && self.cuda_graphs == other.cuda_graphs
-            && same_cache
-    }
-}
-
-impl Default for PlanOptions {
-    fn default() -> Self {
-        PlanOptions {
-            max_batch: 4096,
-            dtype: None,
-            strategy: Strategy::Auto,
-            allow_tf32: false,
-            cuda_graphs: false,
-            tuning: None,
-        }
-    }
-}
-
-impl PlanOptions {
-    /// Default options with another maximum batch size.
-    pub fn with_max_batch(max_batch: usize) -> Self {
-        PlanOptions {
-            max_batch,
-            ..Default::default()
-        }
-    }
-}
 
 /// The device-specific half of a plan. A static `match`, no virtual calls.
 pub(crate) enum Executor {
@@ -298,7 +185,7 @@ impl Plan {
             input_width: self.input_width,
             output_width: self.output_width,
         };
-        streaming::drive(&mut *pipeline, shape, batches, &mut sink)
+        pipeline::drive(&mut *pipeline, shape, batches, &mut sink)
     }
 
     /// Whether CUDA Graphs are on, and per captured batch size whether the capture worked
@@ -323,7 +210,7 @@ impl Plan {
                 let input = crate::tensor::random_batch(rows, self.input_width, 5);
                 let mut output = Array2::zeros((rows, self.output_width));
                 let mut failed = None;
-                let ms = crate::bench::median_ms(1, repeats.max(1), |_| {
+                let ms = crate::stats::median_ms(1, repeats.max(1), |_| {
                     if let Err(err) = plan.run(input.view(), output.view_mut()) {
                         failed.get_or_insert(err);
                     }
@@ -366,6 +253,11 @@ impl Plan {
 }
 
 impl Network {
+    /// Compiles the network for a device into a [`Plan`] that owns its buffers.
+    pub fn compile(&self, device: &Device, options: PlanOptions) -> Result<Plan> {
+        Plan::new(self, device, options)
+    }
+
     /// [`Network::summary`] with a column that says which kernel `plan` runs per layer.
     pub fn summary_with_plan(&self, plan: &Plan) -> String {
         crate::graph::summary::render(self, Some(&plan.kernel_choices()))
