@@ -23,6 +23,11 @@
 //! # Ok::<(), vecprop::Error>(())
 //! ```
 
+/// The `half` crate behind vecprop's f16 and bf16 types.
+pub use half;
+/// The ndarray version vecprop's API speaks (batches are `ndarray::Array2<f32>`).
+pub use ndarray;
+
 pub mod activation;
 pub mod bench;
 pub mod device;

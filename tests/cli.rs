@@ -11,7 +11,7 @@ use ndarray::array;
 use vecprop::io;
 
 fn vecprop(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vecprop"))
+    Command::new(vecprop_bin())
         .args(args)
         .output()
         .expect("the binary runs")

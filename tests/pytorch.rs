@@ -1,17 +1,14 @@
 //! vecprop against PyTorch: a trained torch.nn.Sequential saved with safetensors
 //! (fixtures written by scripts/make_pytorch_fixture.py).
 
-use std::path::{Path, PathBuf};
+#[path = "fixtures/helpers.rs"]
+mod helpers;
+
 use std::process::Command;
 
+use helpers::{fixture, vecprop_bin};
 use ndarray::Array2;
 use vecprop::{io, Activation, DType, Device, PlanOptions};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
 
 /// Largest of |got - want| / max(1, |want|).
 fn max_scaled_error(got: &Array2<f32>, want: &Array2<f32>) -> f32 {
@@ -55,7 +52,7 @@ fn the_library_matches_pytorch() {
 fn the_binary_matches_pytorch() {
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("y.npy");
-    let out = Command::new(env!("CARGO_BIN_EXE_vecprop"))
+    let out = Command::new(vecprop_bin())
         .arg("infer")
         .arg("--model")
         .arg(fixture("torch_mlp.safetensors"))
