@@ -60,7 +60,7 @@ impl FromStr for Strategy {
     }
 }
 
-/// What [`Network::compile`] needs to know besides the device.
+/// What [`Network::compile`](crate::Network::compile) needs to know besides the device.
 ///
 /// Two options are equal when their fields are, the tuning caches by identity.
 #[derive(Debug, Clone)]
@@ -75,7 +75,7 @@ pub struct PlanOptions {
     pub allow_tf32: bool,
     /// On a GPU, capture each batch size's whole forward pass (copies in, every layer,
     /// copy out) as a CUDA Graph on first use and replay it afterwards, which removes most
-    /// of the launch overhead of small batches. See [`Plan::graph_status`].
+    /// of the launch overhead of small batches. See [`Plan::graph_status`](crate::Plan::graph_status).
     pub cuda_graphs: bool,
     /// Where `Strategy::Auto` looks up and records its measurements besides the device's
     /// own in-memory cache, typically a file beside the model

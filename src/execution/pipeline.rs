@@ -1,8 +1,8 @@
 //! Streaming batches through a plan: the ordering logic every device shares.
 //!
-//! A device supplies a [`Pipeline`]: it accepts up to [`Pipeline::depth`] chunks of at most
+//! A device supplies a `Pipeline`: it accepts up to `Pipeline::depth` chunks of at most
 //! `max_batch` rows before the oldest must be finished, and finishes chunks in the order it
-//! accepted them. [`drive`] splits batches into chunks, keeps the pipeline full, reassembles
+//! accepted them. `drive` splits batches into chunks, keeps the pipeline full, reassembles
 //! each batch's output and hands finished batches to the sink in input order. Memory stays
 //! bounded: at most `depth` chunks are in flight and at most `depth + 1` outputs pending,
 //! however long the input is.

@@ -18,7 +18,7 @@ const MIN_COLUMNS_PER_TASK: usize = 64;
 /// `out = g(input · weight + bias)`.
 ///
 /// How the work is split across `threads` (measured on 2 cores, BENCHMARKS.md):
-/// - at least two row blocks of [`ROWS_PER_TASK`]: one task per block, each a
+/// - at least two row blocks of `ROWS_PER_TASK`: one task per block, each a
 ///   single-threaded GEMM followed by the epilogue on the block while it is in cache, so `Z`
 ///   makes one trip to memory;
 /// - fewer rows (small batches): one task per slice of units, each a single-threaded GEMM
