@@ -165,16 +165,90 @@ def shape_tables(rows):
     return out
 
 
-def network_table(rows):
-    net = [r for r in rows if r["variant"].endswith("-network")]
+# The network `vecprop bench --network-throughput` and torch_gpu_bench.py both time.
+E2E_NETWORK = "784-512-256-10"
+E2E_FLOPS_PER_ROW = 2 * (784 * 512 + 512 * 256 + 256 * 10)
+
+
+def e2e_network_rows(reports):
+    """vecprop's whole-network figures from `vecprop bench --network-throughput --streaming`,
+    as rows of the network table: host to host, and the compute alone (inputs on the device,
+    from the streaming bench's compute-alone rate)."""
+    rows = []
+    for source, report in reports:
+        for e in report.get("network_throughput") or []:
+            rows.append({"network": E2E_NETWORK, "m": int(e["rows"]), "dtype": str(e["dtype"]),
+                         "variant": f"{source} host to host (--network-throughput)",
+                         "median_ms": float(e["median_ms"]), "gflops": float(e.get("tflops", "nan")) * 1e3})
+        for e in report.get("streaming") or []:
+            rate = float(e.get("compute_alone_rows_per_s", "nan"))
+            rows_per_batch = int(e.get("rows_per_batch", 0))
+            if e.get("network") != E2E_NETWORK or not finite(rate) or not rows_per_batch:
+                continue
+            ms = rows_per_batch / rate * 1e3
+            rows.append({"network": E2E_NETWORK, "m": rows_per_batch, "dtype": str(e["dtype"]),
+                         "variant": f"{source} on device (compute alone, from --streaming)",
+                         "median_ms": ms, "gflops": E2E_FLOPS_PER_ROW * rate / 1e9})
+    return rows
+
+
+def network_table(rows, reports=()):
+    net = []
+    for r in rows:
+        if r["variant"].endswith("-network"):
+            name = E2E_NETWORK if (r["k"], r["n"]) == (784, 10) else f"{r['k']}→…→{r['n']}"
+            net.append(dict(r, network=name))
+    net += e2e_network_rows(reports)
     if not net:
         return []
     out = ["## Network", "", "| network | batch | dtype | variant | median ms | TFLOP/s |", "|---|---:|---|---|---:|---:|"]
-    for r in sorted(net, key=lambda r: (r["k"], r["n"], r["m"], DTYPE_ORDER.get(r["dtype"], 9), variant_key(r["variant"]))):
-        name = "784-512-256-10" if (r["k"], r["n"]) == (784, 10) else f"{r['k']}→…→{r['n']}"
-        out.append(f"| {name} | {r['m']} | {r['dtype']} | {r['variant']} | {fmt_ms(r['median_ms'])} | {fmt_tflops(r['gflops'])} |")
+    for r in sorted(net, key=lambda r: (r["network"], r["m"], DTYPE_ORDER.get(r["dtype"], 9), r["variant"])):
+        out.append(f"| {r['network']} | {r['m']} | {r['dtype']} | {r['variant']} | {fmt_ms(r['median_ms'])} | {fmt_tflops(r['gflops'])} |")
     out.append("")
     return out
+
+
+def streaming_table(reports):
+    """`vecprop bench --streaming`: many batches host to host through forward_stream."""
+    out = []
+    for source, report in reports:
+        entries = report.get("streaming") or []
+        if not entries:
+            continue
+        out += [f"## Streaming ({source}: batches host → device → host, overlapped)", "",
+                "| network | dtype | batches × rows | rows/s | % of copy bound | % of compute alone | H2D GB/s | D2H GB/s |",
+                "|---|---|---:|---:|---:|---:|---:|---:|"]
+        for e in entries:
+            out.append(f"| {e['network']} | {e['dtype']} | {e['batches']} × {e['rows_per_batch']} | "
+                       f"{e['rows_per_s'] / 1e6:.1f} M | {e['pct_of_copy_bound']:.0f}% | {e['pct_of_compute_alone']:.1f}% | "
+                       f"{e['h2d_gb_per_s']:.1f} | {e['d2h_gb_per_s']:.1f} |")
+        out.append("")
+    return out
+
+
+def callers_table(reports):
+    """`vecprop bench --callers`: threads sharing one plan."""
+    out = []
+    for source, report in reports:
+        entries = report.get("callers") or []
+        if not entries:
+            continue
+        out += [f"## Concurrent callers ({source}: threads sharing one plan)", "",
+                "| threads | batch | calls per thread | examples/s |", "|---:|---:|---:|---:|"]
+        for e in entries:
+            out.append(f"| {e['threads']} | {e['batch']} | {e['calls_per_thread']} | {e['examples_per_s'] / 1e6:.2f} M |")
+        out.append("")
+    return out
+
+
+def latency_variant(source, entry):
+    """torch_gpu_bench.py names its latency variants; `vecprop bench --latency` says
+    whether CUDA graphs were on (and whether the capture worked)."""
+    if "variant" in entry:
+        return str(entry["variant"])
+    if entry.get("cuda_graphs"):
+        return f"{source}-cudagraph" if entry.get("graph_captured", True) else f"{source}-cudagraph (capture failed)"
+    return source
 
 
 def latency_table(reports):
@@ -182,7 +256,7 @@ def latency_table(reports):
     for source, report in reports:
         for e in report.get("latency") or []:
             try:
-                entries.append((int(e["batch"]), str(e["variant"]), float(e["median_us"]), float(e.get("p99_us", "nan"))))
+                entries.append((int(e["batch"]), latency_variant(source, e), float(e["median_us"]), float(e.get("p99_us", "nan"))))
             except (KeyError, TypeError, ValueError):
                 print(f"warning: {source}: skipping a malformed latency entry {e!r}", file=sys.stderr)
     if not entries:
@@ -281,7 +355,8 @@ def render(reports):
         f"`{GEMM_ONLY}`'s throughput. Speed-ups divide the other's median time by the fused one's.",
         "",
     ]
-    out += shape_tables(rows) + network_table(rows) + latency_table(reports) + ceilings_lines(reports)
+    out += shape_tables(rows) + network_table(rows, reports) + latency_table(reports)
+    out += streaming_table(reports) + callers_table(reports) + ceilings_lines(reports)
     out += compile_lines(reports)
     errors = [(source, e) for source, report in reports for e in report.get("errors") or []]
     if errors:
@@ -358,17 +433,21 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--vecprop", metavar="vecprop.json", help="`vecprop bench --json` output")
     parser.add_argument("--torch", metavar="torch.json", help="scripts/torch_gpu_bench.py output")
+    parser.add_argument("--e2e", metavar="vecprop-e2e.json",
+                        help="`vecprop bench --latency --network-throughput --streaming --callers --json` output")
     parser.add_argument("--markdown", metavar="OUT.md", help="also write the tables here")
     parser.add_argument("--self-test", action="store_true", help="check the tables on synthetic data")
     args = parser.parse_args()
     if args.self_test:
         self_test()
         return
-    if not args.vecprop and not args.torch:
-        parser.error("give --vecprop, --torch or both")
+    if not args.vecprop and not args.torch and not args.e2e:
+        parser.error("give --vecprop, --e2e, --torch or several")
     reports = []
     if args.vecprop:
         reports.append(("vecprop", load(args.vecprop, "vecprop")))
+    if args.e2e:
+        reports.append(("vecprop", load(args.e2e, "vecprop")))
     if args.torch:
         reports.append(("torch", load(args.torch, "torch")))
     text = render(reports)

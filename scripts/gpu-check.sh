@@ -3,13 +3,14 @@
 # GPU machine that has no cargo and no network.
 #
 #   scripts/gpu-check.sh            # writes .gpu-bundle/ (gitignored), under 64 MiB
-#   # on the GPU machine, from a copy of the repository or of .gpu-bundle alone:
+#   # on the GPU machine, from a copy of the repository or of .gpu-bundle alone, one command:
 #   OUT=/some/dir .gpu-bundle/run.sh
 #
 # The bundle holds the release test executables (`cargo test --release --features cuda`),
 # the bench executables (`cargo bench --features cuda`) and the `vecprop` binary, all
-# stripped, plus run.sh. run.sh finds libcuda and cuBLAS 13, runs every test executable and
-# the CUDA CLI commands, writes everything to $OUT/gpu-check.log and ends with a summary.
+# stripped, the test fixtures, the PyTorch comparison scripts, and run.sh (scripts/gpu-run.sh:
+# cold-start CUDA suites, every test, compute-sanitizer, the benches, PyTorch and the tables,
+# each output under $OUT with the names docs/gpu-runs/ keeps, the summary last).
 #
 # nvcc: build.rs finds it through NVCC, CUDA_HOME, .toolchain/cuda (scripts/install-nvcc.sh)
 # or PATH; this script also tries /opt/cuda-nvcc. The PTX must come from CUDA 13.0's nvcc:
@@ -64,110 +65,12 @@ done
 cp target/release/vecprop "$bundle/bin/vecprop"
 strip "$bundle"/tests/* "$bundle"/benches/* "$bundle"/bin/*
 
-cat > "$bundle/run.sh" <<'RUNEOF'
-#!/usr/bin/env bash
-# run.sh: runs vecprop's CUDA checks on a GPU machine. No cargo or network needed.
-#   OUT=/dir ./run.sh        # default OUT: ./gpu-out; exits non-zero on any failure
-# BENCH_MODE=full also runs the criterion benches fully (default: one quick pass each).
-set -uo pipefail
-
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-OUT="${OUT:-$PWD/gpu-out}"
-mkdir -p "$OUT"
-OUT="$(cd "$OUT" && pwd)"
-log="$OUT/gpu-check.log"
-: > "$log"
-# Tests that read fixtures by relative path expect the repository root as working directory.
-if [[ -f "$here/../Cargo.toml" ]]; then cd "$here/.."; fi
-say() { echo "$@" | tee -a "$log"; }
-
-# Puts the folder holding $1 on LD_LIBRARY_PATH unless the loader already finds it.
-find_library() {
-    local lib="$1" found
-    if ldconfig -p 2>/dev/null | grep -q "[[:space:]]$lib "; then
-        say "library $lib: found by ldconfig"
-        return 0
-    fi
-    found="$(find /usr /usr/local /opt -xdev \( -name "$lib" -o -name "$lib.*" \) \
-        \( -type f -o -type l \) 2>/dev/null | head -n 1)"
-    if [[ -n "$found" ]]; then
-        export LD_LIBRARY_PATH="$(dirname "$found")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-        say "library $lib: $found"
-    else
-        say "library $lib: NOT FOUND under /usr, /usr/local, /opt"
-    fi
-}
-
-say "== vecprop gpu-check, $(date -u '+%Y-%m-%d %H:%M:%S UTC') on $(hostname)"
-find_library libcuda.so.1
-find_library libcublas.so.13
-find_library libcublasLt.so.13
-say "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
-say "== nvidia-smi"
-nvidia-smi 2>&1 | tee -a "$log"
-
-passed=0
-failed=0
-failures=()
-# Runs a command with a time limit, logging its output; counts it as one check.
-check() {
-    local label="$1"; shift
-    say ""
-    say "== $label: $*"
-    timeout "${CHECK_TIMEOUT:-1800}" "$@" 2>&1 | tee -a "$log"
-    local status=${PIPESTATUS[0]}
-    if [[ $status -eq 0 ]]; then
-        say "-- $label: ok"
-    else
-        say "-- $label: FAILED (exit $status)"
-        failures+=("$label")
-    fi
-    return "$status"
-}
-
-tests_passed=0
-tests_failed=0
-for exe in "$here"/tests/*; do
-    name="$(basename "$exe")"
-    before=$(wc -l < "$log")
-    if check "test $name" "$exe"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
-    # Add up libtest's "test result: ... N passed; M failed" lines of this executable.
-    while read -r p f; do
-        tests_passed=$((tests_passed + p))
-        tests_failed=$((tests_failed + f))
-    done < <(tail -n +"$((before + 1))" "$log" \
-        | sed -n 's/.*test result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p')
-done
-
-for exe in "$here"/benches/*; do
-    [[ -e "$exe" ]] || continue
-    mode=(--test)
-    [[ "${BENCH_MODE:-}" == full ]] && mode=(--bench)
-    if check "bench $(basename "$exe")" "$exe" "${mode[@]}"; then
-        passed=$((passed + 1)); else failed=$((failed + 1)); fi
-done
-
-vecprop="$here/bin/vecprop"
-for command in "devices" "demo --device cuda" "bench --device cuda --json $OUT/bench.json" \
-    "bench --device cuda --latency --network-throughput --streaming --callers 1,2,4,8 --json $OUT/e2e.json"; do
-    # shellcheck disable=SC2086 # the command is split into words on purpose
-    if check "vecprop $command" "$vecprop" $command; then
-        passed=$((passed + 1)); else failed=$((failed + 1)); fi
-done
-
-gpu="$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)"
-driver="$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n 1)"
-say ""
-say "== summary"
-say "device:  ${gpu:-unknown (nvidia-smi failed)}"
-say "driver:  ${driver:-unknown}"
-say "date:    $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-say "checks:  $passed passed, $failed failed (test executables, benches, CLI commands)"
-say "tests:   $tests_passed passed, $tests_failed failed (individual #[test]s)"
-for label in "${failures[@]}"; do say "FAILED:  $label"; done
-say "log:     $log"
-[[ $failed -eq 0 ]]
-RUNEOF
+# run.sh and what it needs besides the executables: the fixtures the tests read and the
+# PyTorch comparison scripts.
+cp scripts/gpu-run.sh "$bundle/run.sh"
+mkdir -p "$bundle/fixtures" "$bundle/scripts"
+cp tests/fixtures/*.npy tests/fixtures/*.safetensors "$bundle/fixtures/"
+cp scripts/torch_gpu_bench.py scripts/bench_report.py "$bundle/scripts/"
 chmod +x "$bundle/run.sh"
 
 size=$(du -sb "$bundle" | cut -f1)
