@@ -171,8 +171,55 @@ fn viewbox(svg: &str) -> (f64, f64) {
     (parts[2], parts[3])
 }
 
+/// Markers are the only circles, rectangles and polygons a panel draws (● f32, □ bf16,
+/// ▲ f16); its axes and grid are lines and polylines.
 fn count_markers(panel: &str) -> usize {
-    panel.matches("class=\"marker\"").count()
+    ["<circle", "<rect", "<polygon"]
+        .iter()
+        .map(|tag| panel.matches(tag).count())
+        .sum()
+}
+
+/// The axes' colour (`panel::AXIS`); every other stroke belongs to a series.
+const AXIS_STROKE: &str = "stroke=\"#333333\"";
+
+/// The stroke colours of the series lines in `part`, one per `<polyline>`, in order.
+fn line_strokes(part: &str) -> Vec<&str> {
+    part.split("<polyline")
+        .skip(1)
+        .filter(|element| !element.contains(AXIS_STROKE))
+        .map(|element| {
+            let start = element.find("stroke=\"").expect("stroke") + 8;
+            &element[start..start + 7]
+        })
+        .collect()
+}
+
+/// The text of each `<text>` element, trimmed.
+fn texts(part: &str) -> Vec<&str> {
+    part.split("<text")
+        .skip(1)
+        .map(|element| {
+            let body = &element[element.find('>').expect("text tag") + 1..];
+            body[..body.find("</text>").expect("text end")].trim()
+        })
+        .collect()
+}
+
+/// The legend's entries in order: (label, stroke colour, number of line pieces). Each entry
+/// draws its line (one piece when solid, several when dashed), its marker, then its label.
+fn legend_entries(svg: &str) -> Vec<(String, String, usize)> {
+    let start = svg.find("<g class=\"legend\">").expect("no legend");
+    let legend = &svg[start..start + svg[start..].find("</g>").expect("legend end")];
+    legend
+        .split_inclusive("</text>")
+        .filter(|entry| entry.contains("</text>"))
+        .map(|entry| {
+            let strokes = line_strokes(entry);
+            let colour = strokes.first().expect("an entry's line").to_string();
+            (texts(entry)[0].to_string(), colour, strokes.len())
+        })
+        .collect()
 }
 
 #[test]
@@ -190,39 +237,30 @@ fn one_panel_per_kn_pair_with_its_title() {
 
 #[test]
 fn legend_has_one_entry_per_variant_and_dtype() {
-    let svg = render_svg(&sample_report());
-    let legend_start = svg.find("<g class=\"legend\">").expect("no legend");
-    let legend = &svg[legend_start..svg.find("<g class=\"panel\"").expect("no panel")];
+    let entries = legend_entries(&render_svg(&sample_report()));
+    let labels: Vec<&str> = entries.iter().map(|(label, _, _)| label.as_str()).collect();
     // Four GPU variants in two dtypes, and the CPU in f32.
-    assert_eq!(legend.matches("class=\"legend-entry\"").count(), 9);
+    assert_eq!(entries.len(), 9, "{labels:?}");
     for variant in VARIANTS {
         let escaped = variant.replace('&', "&amp;");
         assert!(
-            legend.contains(&format!("data-variant=\"{escaped}\" data-dtype=\"f32\"")),
-            "{variant}"
-        );
-        assert!(
-            legend.contains(&format!(">{escaped} (f32)</text>")),
+            labels.contains(&format!("{escaped} (f32)").as_str()),
             "{variant}"
         );
     }
-    assert!(!legend.contains("cpu (bf16)"));
+    assert!(!labels.contains(&"cpu (bf16)"));
     // Fused and cuBLAS are told apart by colour and by dash pattern.
-    let entry = |variant: &str| {
-        let start = legend
-            .find(&format!("data-variant=\"{variant}\" data-dtype=\"f32\""))
-            .expect("entry");
-        &legend[start..start + legend[start..].find("</g>").expect("entry end")]
+    let entry = |label: &str| {
+        entries
+            .iter()
+            .find(|(l, _, _)| l == label)
+            .unwrap_or_else(|| panic!("no entry {label}"))
     };
-    let stroke = |e: &str| {
-        let s = e.find("stroke=\"").expect("stroke") + 8;
-        e[s..s + 7].to_string()
-    };
-    let fused = entry("fused");
-    let cublas = entry("cublas+epilogue");
-    assert_ne!(stroke(fused), stroke(cublas));
-    assert!(!fused.contains("stroke-dasharray"));
-    assert!(cublas.contains("stroke-dasharray"));
+    let fused = entry("fused (f32)");
+    let cublas = entry("cublas+epilogue (f32)");
+    assert_ne!(fused.1, cublas.1);
+    assert_eq!(fused.2, 1, "fused is a solid line");
+    assert!(cublas.2 > 1, "cublas+epilogue is dashed");
 }
 
 #[test]
@@ -258,8 +296,13 @@ fn missing_variants_leave_their_panel_alone() {
     let svg = render_svg(&sample_report());
     let panels = panels(&svg);
     let last = panels.last().expect("panels");
-    assert!(!last.contains("data-variant=\"cpu\""));
-    assert!(panels[0].contains("data-variant=\"cpu\""));
+    let cpu = legend_entries(&svg)
+        .into_iter()
+        .find(|(label, _, _)| label == "cpu (f32)")
+        .expect("cpu in the legend")
+        .1;
+    assert!(!last.contains(&format!("fill=\"{cpu}\"")));
+    assert!(panels[0].contains(&format!("fill=\"{cpu}\"")));
     // 4 GPU variants × 2 dtypes × 9 Ms, less fused at M = 65536 in both dtypes.
     assert_eq!(count_markers(last), 4 * 2 * MS.len() - 2);
     assert_eq!(count_markers(panels[0]), 4 * 2 * MS.len() + MS.len());
@@ -282,9 +325,9 @@ fn a_single_point_draws_a_marker_and_no_line() {
     let panels = panels(&svg);
     assert_eq!(panels.len(), 1);
     assert_eq!(count_markers(panels[0]), 1);
-    assert!(!panels[0].contains("class=\"series\""));
-    // 1.1 TFLOP/s is below 1000 GFLOP/s? No: 2·4096·784·512 / 3 ms = 1096 GFLOP/s.
-    assert!(panels[0].contains(">TFLOP/s</text>"));
+    assert!(line_strokes(panels[0]).is_empty());
+    // 2·4096·784·512 / 3 ms = 1096 GFLOP/s, so the axis reads TFLOP/s.
+    assert!(texts(panels[0]).contains(&"TFLOP/s"));
 }
 
 #[test]
@@ -298,11 +341,15 @@ fn small_throughputs_are_labelled_in_gflops() {
         ..Default::default()
     };
     let svg = render_svg(&report);
-    assert!(svg.contains(">GFLOP/s</text>"));
+    assert!(texts(&svg).contains(&"GFLOP/s"));
     assert!(!svg.contains("TFLOP/s"));
-    // Three points on one line.
-    assert_eq!(svg.matches("class=\"series\"").count(), 1);
-    assert_eq!(count_markers(panels(&svg)[0]), 3);
+    // Three points on one line (dotted: several pieces, one colour).
+    let panel = panels(&svg)[0];
+    let mut strokes = line_strokes(panel);
+    assert!(!strokes.is_empty());
+    strokes.dedup();
+    assert_eq!(strokes.len(), 1);
+    assert_eq!(count_markers(panel), 3);
 }
 
 #[test]
