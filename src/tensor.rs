@@ -4,11 +4,9 @@ use ndarray::ArrayView2;
 
 use crate::error::{Error, Result};
 
-/// Checks that `batch` has at least one row and `width` columns.
+/// Checks that `batch` has `width` columns. A batch of no rows is valid, and its output has
+/// no rows either, as in PyTorch.
 pub fn check_batch(batch: ArrayView2<'_, f32>, width: usize) -> Result<()> {
-    if batch.nrows() == 0 {
-        return Err(Error::EmptyBatch);
-    }
     if batch.ncols() != width {
         return Err(Error::InputWidth {
             expected: width,

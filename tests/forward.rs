@@ -159,8 +159,8 @@ fn bad_batches_are_errors(device: &Device) {
         wrong_width.to_string(),
         "input has 5 columns but the network expects 4 (one example per row)"
     );
-    let empty = plan.forward(Array2::zeros((0, 4)).view()).unwrap_err();
-    assert!(matches!(empty, Error::EmptyBatch), "{empty}");
+    let empty = plan.forward(Array2::zeros((0, 4)).view()).expect("an empty batch");
+    assert_eq!(empty.dim(), (0, plan.output_width()), "no rows in, no rows out");
 }
 
 test_device!(

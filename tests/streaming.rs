@@ -202,7 +202,34 @@ fn a_long_stream_keeps_order(device: &Device) {
     assert!(relative_error(&all_out, &plain) <= 1e-6);
 }
 
+fn empty_batches_come_back_empty_in_their_place(device: &Device) {
+    let (_, plan) = plan(device, DType::F32, 4);
+    // Row counts straddling max_batch, with empty batches before, between and after.
+    let rows = [0, 9, 0, 0, 3, 0];
+    let batches: Vec<Array2<f32>> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, &r)| random_input(r, WIDTHS[0], i as u64))
+        .collect();
+    let mut outputs = Vec::new();
+    plan.forward_stream(batches.iter().map(|b| Ok(b.view())), |out| {
+        outputs.push(out);
+        Ok(())
+    })
+    .unwrap();
+    let got: Vec<usize> = outputs.iter().map(|o| o.nrows()).collect();
+    assert_eq!(got, rows);
+    for (batch, output) in batches.iter().zip(&outputs) {
+        let plain = plan.forward(batch.view()).unwrap().mapv(f64::from);
+        assert_eq!(output.dim(), (batch.nrows(), plan.output_width()));
+        if batch.nrows() > 0 {
+            assert!(relative_error(output, &plain) <= 1e-6);
+        }
+    }
+}
+
 test_device!(
+    empty_batches_come_back_empty_in_their_place,
     streaming_matches_the_plain_path_with_a_short_last_batch,
     a_file_larger_than_the_staging_buffers_streams_through,
     an_iterator_error_mid_stream_stops_it_with_that_error,

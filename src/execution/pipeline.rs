@@ -94,6 +94,14 @@ where
         let input = batch.batch_view();
         check_batch(input, shape.input_width)?;
         let rows = input.nrows();
+        if rows == 0 {
+            // No chunk will carry it: sink it in its place, after the batches ahead of it.
+            while !in_flight.is_empty() {
+                finish_one(pipeline, &mut in_flight, &mut pending, sink)?;
+            }
+            sink(Array2::zeros((0, shape.output_width)))?;
+            continue;
+        }
         pending.push_back(Array2::zeros((rows, shape.output_width)));
         let mut start = 0;
         while start < rows {
