@@ -5,7 +5,10 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{random_input, random_network, reference_forward, relative_error, tolerance};
+use common::{
+    random_input, random_network, reference_forward, reference_forward_stored, relative_error,
+    tolerance,
+};
 use ndarray::{array, Array2};
 use vecprop::{Activation, DType, Device, Error, PlanOptions};
 
@@ -101,14 +104,26 @@ fn half_precision_models(device: &Device) {
         network.set_dtype(dtype);
         let plan = network.compile(device, PlanOptions::default()).unwrap();
         assert_eq!(plan.dtype(), dtype);
-        // The reference sees the same rounded weights and inputs the plan computes with.
+        // The reference sees the same rounded weights, inputs and stored layer outputs the
+        // plan computes with; only the accumulation differs (f32 against f64).
         let input = random_input(17, 24, 10).mapv(|x| dtype.round(x));
         let output = plan.forward(input.view()).unwrap();
-        let err = relative_error(&output, &reference_forward(&network, &input));
+        let reference = reference_forward_stored(&network, &input, dtype);
+        let err = relative_error(&output, &reference);
         assert!(
             err <= tolerance(device, dtype),
             "{dtype}: relative error {err:e}"
         );
+        // Every device stores a 16-bit plan's values in 16 bits, the output included...
+        let stored = output.iter().all(|&v| dtype.round(v) == v);
+        assert!(stored, "{dtype}: outputs not representable in {dtype}");
+        // ...so it does not give the f32 plan's answer.
+        let f32_options = PlanOptions {
+            dtype: Some(DType::F32),
+            ..PlanOptions::default()
+        };
+        let f32_plan = network.compile(device, f32_options).unwrap();
+        assert_ne!(f32_plan.forward(input.view()).unwrap(), output, "{dtype}");
     }
 }
 
@@ -159,8 +174,14 @@ fn bad_batches_are_errors(device: &Device) {
         wrong_width.to_string(),
         "input has 5 columns but the network expects 4 (one example per row)"
     );
-    let empty = plan.forward(Array2::zeros((0, 4)).view()).expect("an empty batch");
-    assert_eq!(empty.dim(), (0, plan.output_width()), "no rows in, no rows out");
+    let empty = plan
+        .forward(Array2::zeros((0, 4)).view())
+        .expect("an empty batch");
+    assert_eq!(
+        empty.dim(),
+        (0, plan.output_width()),
+        "no rows in, no rows out"
+    );
 }
 
 test_device!(

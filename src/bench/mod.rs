@@ -310,6 +310,12 @@ pub fn run(
     if repeats == 0 {
         return Err(Error::InvalidArgument("repeats must be at least 1".into()));
     }
+    if let (Device::Cpu(_), Some(dtype)) = (device, dtypes.iter().find(|&&d| d != DType::F32)) {
+        return Err(Error::InvalidArgument(format!(
+            "the CPU benchmark times f32 only, not {dtype} (--dtype): a 16-bit plan on the \
+             CPU stores values in 16 bits but computes in f32, so it is never faster"
+        )));
+    }
     let ceilings = match device {
         Device::Cpu(_) => None,
         Device::Cuda(cuda) => Some(bench_ceilings(cuda)?),

@@ -82,7 +82,7 @@ impl Plan {
         }
         let dtype = options.dtype.unwrap_or(network.dtype());
         let executor = match device {
-            Device::Cpu(cpu) => Executor::Cpu(CpuPlan::new(cpu, network, &options)?),
+            Device::Cpu(cpu) => Executor::Cpu(CpuPlan::new(cpu, network, &options, dtype)?),
             Device::Cuda(cuda) => Executor::Cuda(CudaPlan::new(cuda, network, &options, dtype)?),
         };
         Ok(Plan {

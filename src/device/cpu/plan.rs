@@ -7,8 +7,9 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use super::dense::dense_forward;
 use super::CpuDevice;
 use crate::activation::Activation;
+use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::execution::PlanOptions;
+use crate::execution::{PlanOptions, Strategy};
 use crate::graph::network::Network;
 
 struct CpuLayer {
@@ -23,9 +24,16 @@ struct PingPong {
     buffers: [Vec<f32>; 2],
 }
 
-/// The CPU half of a [`Plan`](crate::Plan). f16 and bf16 models compute in f32.
+/// The CPU half of a [`Plan`](crate::Plan).
+///
+/// An f16 or bf16 plan computes as the GPU does: weights, biases, the input and every
+/// layer's output are held in 16 bits (rounded to the storage type), while products
+/// accumulate in f32. So the CPU gives the same answers as a GPU to within the GPU's
+/// accumulation order, and is no faster than f32.
 pub struct CpuPlan {
     layers: Vec<CpuLayer>,
+    /// The precision values are stored in between layers.
+    storage: DType,
     threads: usize,
     scratch_len: usize,
     /// Idle buffer pairs. A call takes one (or makes one, the first time a thread is
@@ -38,22 +46,41 @@ impl CpuPlan {
         device: &CpuDevice,
         network: &Network,
         options: &PlanOptions,
+        storage: DType,
     ) -> Result<Self> {
+        if options.strategy != Strategy::Auto {
+            return Err(Error::InvalidArgument(format!(
+                "the kernel strategy `{}` (--kernel) is for CUDA devices; the CPU computes \
+                 every layer one way, so leave it at `auto`",
+                options.strategy
+            )));
+        }
+        if options.allow_tf32 {
+            return Err(Error::InvalidArgument(
+                "TF32 (--tf32) is a GPU tensor-core mode; the CPU computes f32 exactly".into(),
+            ));
+        }
         let layers = network
             .layers()
             .iter()
             .map(|layer| CpuLayer {
-                weight: layer.weight().clone(),
-                bias: layer.bias().to_vec(),
+                weight: layer.weight().mapv(|w| storage.round(w)),
+                bias: layer.bias().iter().map(|&b| storage.round(b)).collect(),
                 activation: layer.activation(),
             })
             .collect();
-        let scratch_len = options.max_batch * network.max_width();
+        // A 16-bit plan also rounds its input into the scratch buffers.
+        let widest = match storage {
+            DType::F32 => network.max_width(),
+            _ => network.max_width().max(network.input_width()),
+        };
+        let scratch_len = options.max_batch * widest;
         let first = PingPong {
             buffers: [vec![0.0; scratch_len], vec![0.0; scratch_len]],
         };
         Ok(CpuPlan {
             layers,
+            storage,
             threads: device.threads(),
             scratch_len,
             idle: Mutex::new(vec![first]),
@@ -70,11 +97,19 @@ impl CpuPlan {
         let mut scratch = self.take_scratch();
         let [front, back] = &mut scratch.buffers;
         let (mut read, mut write): (&mut Vec<f32>, &mut Vec<f32>) = (front, back);
+        let sixteen_bit = self.storage != DType::F32;
+        if sixteen_bit {
+            // The input as the GPU receives it: in the storage type.
+            let stored = &mut read[..input.len()];
+            let mut stored =
+                ArrayViewMut2::from_shape(input.dim(), stored).map_err(scratch_error)?;
+            stored.zip_mut_with(&input, |s, &x| *s = self.storage.round(x));
+        }
         let last = self.layers.len() - 1;
         for (index, layer) in self.layers.iter().enumerate() {
             let units = layer.weight.ncols();
             let inputs = layer.weight.nrows();
-            let source = if index == 0 {
+            let source = if index == 0 && !sixteen_bit {
                 input
             } else {
                 ArrayView2::from_shape((rows, inputs), &read[..rows * inputs])
@@ -86,14 +121,19 @@ impl CpuPlan {
                 ArrayViewMut2::from_shape((rows, units), &mut write[..rows * units])
                     .map_err(scratch_error)?
             };
+            let mut target = target;
             dense_forward(
                 source,
                 layer.weight.view(),
                 &layer.bias,
                 layer.activation,
-                target,
+                target.view_mut(),
                 self.threads,
             );
+            if sixteen_bit {
+                let storage = self.storage;
+                target.par_mapv_inplace(|v| storage.round(v));
+            }
             std::mem::swap(&mut read, &mut write);
         }
         self.idle
@@ -113,7 +153,16 @@ impl CpuPlan {
     pub(crate) fn kernel_choices(&self) -> Vec<String> {
         self.layers
             .iter()
-            .map(|_| format!("cpu gemm + bias/act epilogue ({} threads)", self.threads))
+            .map(|_| {
+                let storage = match self.storage {
+                    DType::F32 => String::new(),
+                    other => format!(", {other} storage, f32 accumulation"),
+                };
+                format!(
+                    "cpu gemm + bias/act epilogue ({} threads{storage})",
+                    self.threads
+                )
+            })
             .collect()
     }
 }
