@@ -44,6 +44,16 @@ impl CudaDevice {
     }
 
     /// Unreachable: no value of this type exists.
+    pub fn memory_info(&self) -> Result<(usize, usize)> {
+        match *self {}
+    }
+
+    /// Unreachable: no value of this type exists.
+    pub fn lane_workspace_bytes(&self) -> u64 {
+        match *self {}
+    }
+
+    /// Unreachable: no value of this type exists.
     pub fn release_cached_memory(&self) {
         match *self {}
     }
@@ -106,6 +116,10 @@ impl CudaPlan {
     }
 
     pub(crate) fn time_resident_pass(&self, _rows: usize, _repeats: usize) -> Result<f64> {
+        match *self {}
+    }
+
+    pub(crate) fn memory(&self) -> crate::device::memory::PlanMemory {
         match *self {}
     }
 }

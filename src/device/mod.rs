@@ -5,6 +5,8 @@
 //! returns [`crate::Error::CudaNotBuilt`].
 
 pub mod cpu;
+pub mod memory;
+pub mod staging;
 
 #[cfg(feature = "cuda")]
 pub mod cuda;

@@ -363,6 +363,15 @@ impl Plan {
     pub fn kernel_choices(&self) -> Vec<String> {
         self.executor.kernel_choices()
     }
+
+    /// On a GPU, what one pass holds in device memory (weights, activations, workspace)
+    /// and in pinned host staging, at [`Plan::max_batch`]; `None` on the CPU.
+    pub fn memory(&self) -> Option<crate::device::memory::PlanMemory> {
+        match &self.executor {
+            Executor::Cpu(_) => None,
+            Executor::Cuda(plan) => Some(plan.memory()),
+        }
+    }
 }
 
 impl Network {

@@ -11,8 +11,18 @@
 //! A captured graph owns its lane, activation buffers and staging buffers for good: the
 //! addresses baked into it must stay valid and unshared. One caller replays a graph at a
 //! time; a concurrent caller with the same row count finds its slot busy (`try_lock`) and
-//! takes the plain path instead of waiting. If capture fails, the row count is marked so,
-//! with the reason, and always takes the plain path ([`GraphCache::status`]).
+//! takes the plain path instead of waiting.
+//!
+//! Cold starts: everything loaded or allocated on first use happens before the capture.
+//! The plan's compile runs one pass (loading vecprop's kernels), the plain pass above runs
+//! every cuBLAS/cuBLASLt call of this row count on the capturing lane (handles, fixed
+//! workspaces, cuBLASLt's algorithm and the lazy load of its kernel), and the capture
+//! itself excludes vecprop's queueing on other threads, where their first uses happen
+//! ([`DeviceInner::capturing`](super::DeviceInner::capturing)). If a capture still fails,
+//! it has been ended (the stream is out of capture mode), its lane is destroyed, the call
+//! still answers through the plain path, the reason shows in [`GraphCache::status`], and
+//! the next call with that row count tries once more; after a second failure that row
+//! count keeps the plain path.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
@@ -22,9 +32,10 @@ use cudarc::driver::CudaGraph;
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 use super::error::CudaResultExt;
-use super::pass::{read_output, write_input, Pass};
+use super::pass::Pass;
 use super::plan::GpuPlan;
 use super::GpuElement;
+use crate::device::staging::{pack_rows, unpack_rows};
 use crate::error::{Error, Result};
 
 /// The most batch sizes one plan captures; further sizes take the plain path.
@@ -46,6 +57,8 @@ struct Captured<T: GpuElement> {
     graph: Graph,
     pass: Pass<T>,
     replays: u64,
+    /// Why the first attempt failed, when this is the second.
+    first_failure: Option<String>,
 }
 
 /// What one batch size has.
@@ -54,8 +67,9 @@ enum Slot<T: GpuElement> {
     Empty,
     /// Captured; replayed on every call.
     Ready(Box<Captured<T>>),
-    /// Capture failed for this reason; the plain path runs instead.
-    Failed(String),
+    /// Capture failed for this reason; the plain path runs instead. After the first
+    /// failure the next call tries once more (`retried` false); after the second, never.
+    Failed { reason: String, retried: bool },
 }
 
 /// A plan's graphs, by row count.
@@ -109,11 +123,25 @@ impl<T: GpuElement> GraphCache<T> {
 fn describe<T: GpuElement>(rows: usize, slot: &Slot<T>) -> String {
     match slot {
         Slot::Empty => format!("rows {rows}: not captured yet"),
-        Slot::Ready(captured) => format!(
-            "rows {rows}: captured, replayed {} time(s)",
-            captured.replays
-        ),
-        Slot::Failed(reason) => format!("rows {rows}: capture failed, plain path: {reason}"),
+        Slot::Ready(captured) => match &captured.first_failure {
+            None => format!(
+                "rows {rows}: captured, replayed {} time(s)",
+                captured.replays
+            ),
+            Some(reason) => format!(
+                "rows {rows}: captured on the second try, replayed {} time(s); the first \
+                 capture failed: {reason}",
+                captured.replays
+            ),
+        },
+        Slot::Failed {
+            reason,
+            retried: false,
+        } => format!("rows {rows}: capture failed, plain path, will retry once: {reason}"),
+        Slot::Failed {
+            reason,
+            retried: true,
+        } => format!("rows {rows}: capture failed twice, plain path: {reason}"),
     }
 }
 
@@ -140,32 +168,36 @@ impl<T: GpuElement> GpuPlan<T> {
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             Err(TryLockError::WouldBlock) => return self.run_plain(input, output),
         };
-        match &mut *slot {
-            Slot::Ready(captured) => self.replay(captured, input, output),
-            Slot::Failed(_) => self.run_plain(input, output),
-            Slot::Empty => {
-                let (result, next) = self.first_run(input, output);
-                if let Some(next) = next {
-                    *slot = next;
-                }
-                result
-            }
+        let earlier_failure = match &mut *slot {
+            Slot::Ready(captured) => return self.replay(captured, input, output),
+            Slot::Failed { retried: true, .. } => return self.run_plain(input, output),
+            Slot::Failed { reason, .. } => Some(reason.clone()),
+            Slot::Empty => None,
+        };
+        let (result, next) = self.first_run(input, output, earlier_failure);
+        if let Some(next) = next {
+            *slot = next;
         }
+        result
     }
 
-    /// Runs the pass plainly on a fresh lane, then tries to capture it there. Returns the
-    /// call's result and what the slot becomes (`None`: stays empty, after a plain error).
+    /// Runs the pass plainly on a lane of its own, then tries to capture it there.
+    /// Returns the call's result and what the slot becomes (`None`: unchanged, after a
+    /// plain error). `earlier_failure` is the first attempt's reason, on the retry.
     fn first_run(
         &self,
         input: ArrayView2<'_, f32>,
         output: ArrayViewMut2<'_, f32>,
+        earlier_failure: Option<String>,
     ) -> (Result<()>, Option<Slot<T>>) {
         let rows = input.nrows();
+        let queueing = self.device.inner.queueing();
         let mut pass = match self.take_pass(rows) {
             Ok(pass) => pass,
             Err(err) => return (Err(err), None),
         };
         let queued = self.queue_pass(&mut pass, input);
+        drop(queueing);
         let synced = pass.synchronize();
         let ran = queued
             .and(synced)
@@ -181,6 +213,7 @@ impl<T: GpuElement> GpuPlan<T> {
                     graph: Graph(graph),
                     pass,
                     replays: 0,
+                    first_failure: earlier_failure,
                 }))),
             ),
             Err(err) => {
@@ -191,8 +224,11 @@ impl<T: GpuElement> GpuPlan<T> {
                     Some(more) => format!("{err}; then {more}"),
                     None => err.to_string(),
                 };
+                // The capture was ended on every path, so the stream left capture mode;
+                // still, a lane whose capture failed is not reused.
                 pass.discard_lane = true;
-                (Ok(()), Some(Slot::Failed(reason)))
+                let retried = earlier_failure.is_some();
+                (Ok(()), Some(Slot::Failed { reason, retried }))
             }
         }
     }
@@ -205,7 +241,10 @@ impl<T: GpuElement> GpuPlan<T> {
         let host_in: &[T] = pass.staging_in.host_mut(in_len)?;
         let host_out: &mut [T] = pass.staging_out.host_mut(out_len)?;
         // Thread-local: only this thread's capture-unsafe calls are refused; other threads'
-        // CUDA calls (other plans, other lanes) neither join nor invalidate this capture.
+        // CUDA calls (other plans, other lanes) do not join this capture. Their first uses
+        // (lazy module loading) could still invalidate it, so vecprop's other queueing on
+        // this device waits until the capture has ended (`capturing`).
+        let gate = self.device.inner.capturing();
         stream
             .begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
             .during("beginning a CUDA graph capture")?;
@@ -220,6 +259,7 @@ impl<T: GpuElement> GpuPlan<T> {
         })();
         // End the capture on every path, so the stream leaves capture mode.
         let ended = stream.end_capture(CUgraphInstantiate_flags(0));
+        drop(gate);
         queued?;
         let graph = ended
             .during("ending the CUDA graph capture")?
@@ -249,14 +289,14 @@ impl<T: GpuElement> GpuPlan<T> {
         {
             self.poison(pass)?;
         }
-        write_input(input, pass.staging_in.host_mut(rows * self.input_width)?);
+        pack_rows(input, pass.staging_in.host_mut(rows * self.input_width)?)?;
         pass.in_flight = true;
         let launched = captured.graph.0.launch().during("replaying a CUDA graph");
         let synced = pass.synchronize();
         launched?;
         synced?;
         self.device.inner.check_deferred_errors()?;
-        read_output(pass.staging_out.host_mut(rows * self.output_width)?, output);
+        unpack_rows(pass.staging_out.host_mut(rows * self.output_width)?, output)?;
         captured.replays += 1;
         Ok(())
     }
