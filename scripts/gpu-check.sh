@@ -125,6 +125,21 @@ check() {
     return "$status"
 }
 
+# --- cold start (issue 14 item 9) ------------------------------------------------------
+# First thing on the GPU: the CUDA suites in fresh processes with lazy module loading and
+# an empty JIT cache (CUDA_CACHE_PATH stands in for an emptied ~/.nv/ComputeCache), so
+# that anything loaded on first use meets a graph capture as on a fresh machine. A
+# capture that fails shows as a failed graph_status check in cuda_e2e.
+cold_cache="$(mktemp -d)"
+for suite in cuda_e2e cuda_parity; do
+    exe="$(ls "$here"/tests/*"$suite" 2>/dev/null | head -n 1)"
+    [[ -n "$exe" ]] || { say "cold start: no $suite executable"; continue; }
+    if check "cold start $suite" env CUDA_MODULE_LOADING=LAZY CUDA_CACHE_PATH="$cold_cache" "$exe"; then
+        passed=$((passed + 1)); else failed=$((failed + 1)); fi
+done
+rm -rf "$cold_cache"
+# --- end cold start ------------------------------------------------------------------
+
 tests_passed=0
 tests_failed=0
 for exe in "$here"/tests/*; do

@@ -14,6 +14,7 @@
 
 use std::fmt;
 
+use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::graph::network::Network;
@@ -223,6 +224,64 @@ pub fn largest_batch(
     Some(low)
 }
 
+/// Passes a GPU stream keeps in flight at once (upload, compute and download overlap), so
+/// what an automatically sized batch must fit [`PIPELINE_DEPTH`] times.
+pub const PIPELINE_DEPTH: usize = 3;
+/// The batch size on the CPU when none is given.
+pub const CPU_DEFAULT_BATCH: usize = 4096;
+
+/// A batch size chosen for a network and a device, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoBatch {
+    /// Rows per pass.
+    pub rows: usize,
+    /// One line for verbose output.
+    pub reason: String,
+}
+
+/// The batch size to use when the user gives none: on a GPU the largest that fits
+/// [`AUTO_BATCH_SHARE`] of the free memory with [`PIPELINE_DEPTH`] passes in flight (at
+/// most [`AUTO_BATCH_MAX`]); on the CPU [`CPU_DEFAULT_BATCH`]. `dtype` is the compute
+/// precision (`None`: the network's). Errors with [`Error::OutOfGpuMemory`] when not even
+/// one row fits.
+pub fn auto_batch_size(
+    network: &Network,
+    device: &Device,
+    dtype: Option<DType>,
+) -> Result<AutoBatch> {
+    let Device::Cuda(gpu) = device else {
+        return Ok(AutoBatch {
+            rows: CPU_DEFAULT_BATCH,
+            reason: format!("batch size {CPU_DEFAULT_BATCH} (the CPU default)"),
+        });
+    };
+    let dtype = dtype.unwrap_or(network.dtype());
+    let shape = MemoryShape::of(network);
+    let workspace = gpu.lane_workspace_bytes();
+    let (free, _total) = gpu.memory_info()?;
+    let free = free as u64;
+    let budget = (free as f64 * AUTO_BATCH_SHARE) as u64;
+    match largest_batch(&shape, dtype, workspace, PIPELINE_DEPTH, budget) {
+        Some(rows) => Ok(AutoBatch {
+            rows,
+            reason: format!(
+                "batch size {rows} (auto: the largest of at most {AUTO_BATCH_MAX} rows whose \
+                 {PIPELINE_DEPTH} passes in flight fit in {:.0}% of the {} free on the GPU)",
+                AUTO_BATCH_SHARE * 100.0,
+                human_bytes(free)
+            ),
+        }),
+        None => {
+            let one = plan_memory(&shape, dtype, 1, workspace)?;
+            Err(Error::OutOfGpuMemory {
+                needed: one.device_total_with(PIPELINE_DEPTH),
+                batch: 1,
+                free,
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,6 +405,17 @@ mod tests {
         };
         assert_eq!(widening.widest(), 64);
         assert_eq!(mlp().widest(), 784);
+    }
+
+    #[test]
+    fn the_cpu_keeps_its_default_batch() {
+        let network = Network::builder(3)
+            .dense(2, crate::Activation::Relu)
+            .build()
+            .unwrap();
+        let auto = auto_batch_size(&network, &Device::cpu(), None).unwrap();
+        assert_eq!(auto.rows, CPU_DEFAULT_BATCH);
+        assert!(auto.reason.contains("CPU default"), "{}", auto.reason);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::graph::streaming::Pipeline;
 
 /// Passes in flight at once: upload, compute and download of three chunks can overlap.
-const DEPTH: usize = 3;
+const DEPTH: usize = crate::device::memory::PIPELINE_DEPTH;
 
 /// A plan's pipeline for one `forward_stream` call.
 pub(super) struct GpuPipeline<'p, T: GpuElement> {
