@@ -103,6 +103,15 @@ impl CudaPlan {
         match *self {}
     }
 
+    pub(crate) fn run_whole(
+        &self,
+        _input: ArrayView2<'_, f32>,
+        _output: ArrayViewMut2<'_, f32>,
+        _progress: &mut dyn FnMut(usize),
+    ) -> Result<bool> {
+        match *self {}
+    }
+
     pub(crate) fn kernel_choices(&self) -> Vec<String> {
         match *self {}
     }

@@ -85,13 +85,15 @@ impl fmt::Display for PlanMemory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "GPU memory at batch {}: weights {}, activations {}, workspace {}; total {} \
-             (pinned host staging {})",
+            "GPU memory at batch {}: weights {}, activations {}, workspace {}; total {} per \
+             pass, {} with {PIPELINE_DEPTH} passes in flight when streaming (pinned host \
+             staging {} per pass)",
             self.batch,
             human_bytes(self.weights),
             human_bytes(self.activations),
             human_bytes(self.workspace),
             human_bytes(self.device_total()),
+            human_bytes(self.device_total_with(PIPELINE_DEPTH)),
             human_bytes(self.pinned_host),
         )
     }

@@ -241,6 +241,13 @@ impl Plan {
                 self.output_width
             )));
         }
+        // A GPU streams a large batch through its overlapped pipeline as a whole, so that
+        // copies and compute overlap across chunks too.
+        if let Executor::Cuda(plan) = &self.executor {
+            if plan.run_whole(input, output.view_mut(), &mut progress)? {
+                return Ok(());
+            }
+        }
         let rows = input.nrows();
         let mut start = 0;
         while start < rows {

@@ -38,6 +38,12 @@ pub struct CudaPlan {
 /// What the dtype-generic plan offers to the dtype-free [`CudaPlan`].
 trait ForwardPass: Send + Sync {
     fn run(&self, input: ArrayView2<'_, f32>, output: ArrayViewMut2<'_, f32>) -> Result<()>;
+    fn run_whole(
+        &self,
+        input: ArrayView2<'_, f32>,
+        output: ArrayViewMut2<'_, f32>,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<bool>;
     fn kernel_choices(&self) -> Vec<String>;
     fn graph_status(&self) -> Vec<String>;
     fn pipeline(&self) -> Result<Box<dyn Pipeline + '_>>;
@@ -75,6 +81,19 @@ impl CudaPlan {
         output: ArrayViewMut2<'_, f32>,
     ) -> Result<()> {
         self.inner.run(input, output)
+    }
+
+    /// Runs a batch of any number of rows through the overlapped pipeline when it is large
+    /// enough to gain from it ([`stream_chunk_rows`]), in chunks of at most `max_batch`
+    /// rows, calling `progress(rows_done)` as chunks land. Returns `false`, having done
+    /// nothing, for a batch too small to stream: the caller runs it pass by pass.
+    pub(crate) fn run_whole(
+        &self,
+        input: ArrayView2<'_, f32>,
+        output: ArrayViewMut2<'_, f32>,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<bool> {
+        self.inner.run_whole(input, output, progress)
     }
 
     /// Per layer, what runs and (under Auto) the timings that chose it.
@@ -296,12 +315,41 @@ impl<T: GpuElement> ForwardPass for GpuPlan<T> {
         // upload, compute and download overlap instead of running one after another.
         let row_bytes = self.input_width.saturating_mul(std::mem::size_of::<f32>());
         if let Some(chunk_rows) = stream_chunk_rows(input.nrows(), row_bytes) {
-            return self.run_streamed(input, output, chunk_rows);
+            return self.run_streamed(input, output, chunk_rows, &mut |_| {});
         }
         if self.cuda_graphs {
             return self.run_with_graph(input, output);
         }
         self.run_plain(input, output)
+    }
+
+    fn run_whole(
+        &self,
+        input: ArrayView2<'_, f32>,
+        output: ArrayViewMut2<'_, f32>,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<bool> {
+        let row_bytes = self.input_width.saturating_mul(std::mem::size_of::<f32>());
+        let Some(chunk_rows) = stream_chunk_rows(input.nrows(), row_bytes) else {
+            return Ok(false);
+        };
+        if input.ncols() != self.input_width {
+            return Err(Error::InputWidth {
+                expected: self.input_width,
+                actual: input.ncols(),
+            });
+        }
+        if output.dim() != (input.nrows(), self.output_width) {
+            return Err(Error::InvalidArgument(format!(
+                "output buffer has shape {:?}, expected ({}, {})",
+                output.dim(),
+                input.nrows(),
+                self.output_width
+            )));
+        }
+        let chunk_rows = chunk_rows.min(self.max_batch);
+        self.run_streamed(input, output, chunk_rows, progress)?;
+        Ok(true)
     }
 
     fn kernel_choices(&self) -> Vec<String> {

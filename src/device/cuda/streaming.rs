@@ -47,11 +47,13 @@ impl<T: GpuElement> GpuPlan<T> {
     /// Runs one batch through the pipeline in chunks of `chunk_rows` rows, writing each
     /// chunk's output into its rows of `output`: while the host packs chunk i+1, the GPU
     /// computes chunk i and downloads chunk i−1.
+    /// `progress(rows_done)` is called after each chunk's output has landed.
     pub(super) fn run_streamed(
         &self,
         input: ArrayView2<'_, f32>,
         mut output: ArrayViewMut2<'_, f32>,
         chunk_rows: usize,
+        progress: &mut dyn FnMut(usize),
     ) -> Result<()> {
         let rows = input.nrows();
         let chunk_rows = chunk_rows.clamp(1, self.max_batch.max(1));
@@ -67,7 +69,9 @@ impl<T: GpuElement> GpuPlan<T> {
                 continue;
             }
             if let Some(done) = submitted.pop_front() {
+                let end = done.end;
                 pipeline.finish_oldest(output.slice_mut(s![done, ..]))?;
+                progress(end);
             }
         }
         Ok(())
