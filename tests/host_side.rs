@@ -52,9 +52,13 @@ fn whole_batches_match_the_reference(device: &Device) {
             );
             assert_eq!(seen.last(), Some(&rows), "{seen:?}");
             assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
-            // The same plan again, warm: the same answer.
+            // The same plan again, warm (buffers reused from the pools): still right.
             let again = plan.forward(input.view()).unwrap();
-            assert_eq!(again, output, "{dtype} max_batch {max_batch}");
+            let error = relative_error(&again, &want);
+            assert!(
+                error <= tolerance(device, dtype),
+                "{dtype} max_batch {max_batch}, warm: relative error {error}"
+            );
         }
     }
 }
