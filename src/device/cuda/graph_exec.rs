@@ -35,6 +35,7 @@ use super::error::CudaResultExt;
 use super::pass::Pass;
 use super::plan::GpuPlan;
 use super::GpuElement;
+use crate::device::capture::CaptureRecord;
 use crate::device::staging::{pack_rows, unpack_rows};
 use crate::error::{Error, Result};
 
@@ -56,20 +57,17 @@ unsafe impl Send for Graph {}
 struct Captured<T: GpuElement> {
     graph: Graph,
     pass: Pass<T>,
-    replays: u64,
-    /// Why the first attempt failed, when this is the second.
-    first_failure: Option<String>,
 }
 
-/// What one batch size has.
-enum Slot<T: GpuElement> {
-    /// Not yet run.
-    Empty,
-    /// Captured; replayed on every call.
-    Ready(Box<Captured<T>>),
-    /// Capture failed for this reason; the plain path runs instead. After the first
-    /// failure the next call tries once more (`retried` false); after the second, never.
-    Failed { reason: String, retried: bool },
+/// One capture attempt: the captured pass, or why capturing failed.
+type Attempt<T> = std::result::Result<Box<Captured<T>>, String>;
+
+/// What one batch size has: the record of its captures (the retry policy lives there,
+/// testable without a GPU) and, once captured, the graph.
+#[derive(Default)]
+struct Slot<T: GpuElement> {
+    record: CaptureRecord,
+    captured: Option<Box<Captured<T>>>,
 }
 
 /// A plan's graphs, by row count.
@@ -93,7 +91,7 @@ impl<T: GpuElement> GraphCache<T> {
         if slots.len() >= MAX_GRAPHS {
             return None;
         }
-        let slot = Arc::new(Mutex::new(Slot::Empty));
+        let slot = Arc::new(Mutex::new(Slot::default()));
         slots.insert(rows, Arc::clone(&slot));
         Some(slot)
     }
@@ -110,38 +108,15 @@ impl<T: GpuElement> GraphCache<T> {
         )];
         for (rows, slot) in slots.iter() {
             let line = match slot.try_lock() {
-                Ok(slot) => describe(*rows, &slot),
-                Err(TryLockError::Poisoned(poisoned)) => describe(*rows, &poisoned.into_inner()),
+                Ok(slot) => slot.record.describe(*rows),
+                Err(TryLockError::Poisoned(poisoned)) => {
+                    poisoned.into_inner().record.describe(*rows)
+                }
                 Err(TryLockError::WouldBlock) => format!("rows {rows}: in use"),
             };
             lines.push(line);
         }
         lines
-    }
-}
-
-fn describe<T: GpuElement>(rows: usize, slot: &Slot<T>) -> String {
-    match slot {
-        Slot::Empty => format!("rows {rows}: not captured yet"),
-        Slot::Ready(captured) => match &captured.first_failure {
-            None => format!(
-                "rows {rows}: captured, replayed {} time(s)",
-                captured.replays
-            ),
-            Some(reason) => format!(
-                "rows {rows}: captured on the second try, replayed {} time(s); the first \
-                 capture failed: {reason}",
-                captured.replays
-            ),
-        },
-        Slot::Failed {
-            reason,
-            retried: false,
-        } => format!("rows {rows}: capture failed, plain path, will retry once: {reason}"),
-        Slot::Failed {
-            reason,
-            retried: true,
-        } => format!("rows {rows}: capture failed twice, plain path: {reason}"),
     }
 }
 
@@ -168,28 +143,35 @@ impl<T: GpuElement> GpuPlan<T> {
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             Err(TryLockError::WouldBlock) => return self.run_plain(input, output),
         };
-        let earlier_failure = match &mut *slot {
-            Slot::Ready(captured) => return self.replay(captured, input, output),
-            Slot::Failed { retried: true, .. } => return self.run_plain(input, output),
-            Slot::Failed { reason, .. } => Some(reason.clone()),
-            Slot::Empty => None,
-        };
-        let (result, next) = self.first_run(input, output, earlier_failure);
-        if let Some(next) = next {
-            *slot = next;
+        let slot = &mut *slot;
+        if let Some(captured) = &mut slot.captured {
+            self.replay(captured, input, output)?;
+            slot.record.replayed();
+            return Ok(());
+        }
+        if !slot.record.should_try() {
+            return self.run_plain(input, output);
+        }
+        let (result, attempt) = self.first_run(input, output);
+        match attempt {
+            Some(Ok(captured)) => {
+                slot.record = slot.record.captured();
+                slot.captured = Some(captured);
+            }
+            Some(Err(reason)) => slot.record = slot.record.failed(reason),
+            None => {}
         }
         result
     }
 
     /// Runs the pass plainly on a lane of its own, then tries to capture it there.
-    /// Returns the call's result and what the slot becomes (`None`: unchanged, after a
-    /// plain error). `earlier_failure` is the first attempt's reason, on the retry.
+    /// Returns the call's result and the capture attempt: the captured pass, or why it
+    /// failed (`None`: not attempted, after a plain error).
     fn first_run(
         &self,
         input: ArrayView2<'_, f32>,
         output: ArrayViewMut2<'_, f32>,
-        earlier_failure: Option<String>,
-    ) -> (Result<()>, Option<Slot<T>>) {
+    ) -> (Result<()>, Option<Attempt<T>>) {
         let rows = input.nrows();
         let queueing = self.device.inner.queueing();
         let mut pass = match self.take_pass(rows) {
@@ -209,11 +191,9 @@ impl<T: GpuElement> GpuPlan<T> {
         match self.capture(&mut pass, rows) {
             Ok(graph) => (
                 Ok(()),
-                Some(Slot::Ready(Box::new(Captured {
+                Some(Ok(Box::new(Captured {
                     graph: Graph(graph),
                     pass,
-                    replays: 0,
-                    first_failure: earlier_failure,
                 }))),
             ),
             Err(err) => {
@@ -227,8 +207,7 @@ impl<T: GpuElement> GpuPlan<T> {
                 // The capture was ended on every path, so the stream left capture mode;
                 // still, a lane whose capture failed is not reused.
                 pass.discard_lane = true;
-                let retried = earlier_failure.is_some();
-                (Ok(()), Some(Slot::Failed { reason, retried }))
+                (Ok(()), Some(Err(reason)))
             }
         }
     }
@@ -297,7 +276,6 @@ impl<T: GpuElement> GpuPlan<T> {
         synced?;
         self.device.inner.check_deferred_errors()?;
         unpack_rows(pass.staging_out.host_mut(rows * self.output_width)?, output)?;
-        captured.replays += 1;
         Ok(())
     }
 }

@@ -80,11 +80,16 @@ impl<T: GpuElement> GpuPlan<T> {
     /// A lane from the pool and buffers for up to `rows` rows.
     pub(super) fn take_pass(&self, rows: usize) -> Result<Pass<T>> {
         let inner = &self.device.inner;
+        let elements = |width: usize| {
+            rows.checked_mul(width)
+                .ok_or_else(|| Error::InvalidArgument("rows x width is too large".into()))
+        };
+        let (in_len, out_len) = (elements(self.input_width)?, elements(self.output_width)?);
         let lane = inner.lanes.acquire()?;
         Ok(Pass {
             scratch: self.take_scratch(&lane, rows)?,
-            staging_in: inner.pinned.take::<T>(rows * self.input_width)?,
-            staging_out: inner.pinned.take::<T>(rows * self.output_width)?,
+            staging_in: inner.pinned.take::<T>(in_len)?,
+            staging_out: inner.pinned.take::<T>(out_len)?,
             lane,
             rows: 0,
             in_flight: false,
