@@ -166,8 +166,15 @@ impl<T: GpuElement> GpuPlan<T> {
             options.max_batch,
             device.lane_workspace_bytes(),
         )?;
-        let (free, _total) = inner.memory_info()?;
-        memory::check_fits(memory.device_total(), options.max_batch, free as u64)?;
+        let fits = || -> Result<()> {
+            let (free, _total) = inner.memory_info()?;
+            memory::check_fits(memory.device_total(), options.max_batch, free as u64)
+        };
+        if fits().is_err() {
+            // The pools' idle buffers count as used: give them back and look again.
+            inner.buffers.release_idle();
+            fits()?;
+        }
         // Compiling loads modules, creates handles and tunes: first uses, kept out of
         // any other thread's graph capture.
         let _queueing = inner.queueing();
