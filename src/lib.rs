@@ -39,5 +39,6 @@ pub use error::{Error, Result};
 pub use graph::dense::Dense;
 pub use graph::network::{Network, NetworkBuilder};
 pub use graph::plan::{Plan, PlanOptions, Strategy};
+pub(crate) use graph::streaming::Pipeline;
 pub use graph::streaming::StreamBatch;
 pub use graph::tuning::TuningCache;

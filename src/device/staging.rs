@@ -24,11 +24,14 @@
 
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
-use ndarray::{ArrayView2, ArrayViewMut2, Axis};
+use std::collections::VecDeque;
+
+use ndarray::{s, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 use crate::dtype::Element;
 use crate::error::{Error, Result};
+use crate::Pipeline;
 
 /// Elements below which conversion stays on the calling thread.
 pub const PARALLEL_MIN: usize = 1 << 16;
@@ -171,10 +174,48 @@ pub fn stream_chunk_rows(rows: usize, row_bytes: usize) -> Option<usize> {
     Some(by_bytes.min(by_count))
 }
 
+/// Runs one batch through `pipeline` in chunks of `chunk_rows` rows, keeping up to
+/// `pipeline.depth()` in flight, and writes each chunk's output into its rows of `output`,
+/// oldest first, calling `progress(rows_done)` after each. The first error stops it; the
+/// pipeline waits for what is still in flight when dropped. (The GPU's large batches go
+/// through it; the CPU computes each batch in one pass.)
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+pub(crate) fn stream_whole(
+    pipeline: &mut dyn Pipeline,
+    input: ArrayView2<'_, f32>,
+    mut output: ArrayViewMut2<'_, f32>,
+    chunk_rows: usize,
+    progress: &mut dyn FnMut(usize),
+) -> Result<()> {
+    let rows = input.nrows();
+    if output.nrows() != rows {
+        return Err(Error::InvalidArgument(format!(
+            "the output has {} rows but the input {rows}",
+            output.nrows()
+        )));
+    }
+    let (chunk_rows, depth) = (chunk_rows.max(1), pipeline.depth().max(1));
+    let mut in_flight = VecDeque::with_capacity(depth);
+    let mut start = 0;
+    while start < rows || !in_flight.is_empty() {
+        if start < rows && in_flight.len() < depth {
+            let end = (start + chunk_rows).min(rows);
+            pipeline.submit(input.slice(s![start..end, ..]))?;
+            in_flight.push_back(start..end);
+            start = end;
+        } else if let Some(done) = in_flight.pop_front() {
+            let end = done.end;
+            pipeline.finish_oldest(output.slice_mut(s![done, ..]))?;
+            progress(end);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::{s, Array2};
+    use ndarray::Array2;
 
     fn batch(rows: usize, cols: usize) -> Array2<f32> {
         Array2::from_shape_fn((rows, cols), |(r, c)| {
@@ -235,6 +276,103 @@ mod tests {
         assert!(pack_rows(input.view(), &mut short).is_err());
         let mut out = Array2::zeros((3, 4));
         assert!(unpack_rows(&short, out.view_mut()).is_err());
+    }
+
+    /// A pipeline that negates its input, records how many chunks it held at most, and
+    /// fails on the chunk numbered `fail_at`.
+    struct Negate {
+        queue: VecDeque<Array2<f32>>,
+        most: usize,
+        submitted: usize,
+        fail_at: Option<usize>,
+    }
+
+    impl Pipeline for Negate {
+        fn depth(&self) -> usize {
+            3
+        }
+        fn submit(&mut self, input: ArrayView2<'_, f32>) -> Result<()> {
+            if self.fail_at == Some(self.submitted) {
+                return Err(Error::InvalidArgument("device failed".into()));
+            }
+            self.submitted += 1;
+            self.queue.push_back(input.mapv(|x| -x));
+            self.most = self.most.max(self.queue.len());
+            Ok(())
+        }
+        fn finish_oldest(&mut self, mut output: ArrayViewMut2<'_, f32>) -> Result<()> {
+            let done = self.queue.pop_front().expect("a chunk is in flight");
+            output.assign(&done);
+            Ok(())
+        }
+    }
+
+    fn negate(fail_at: Option<usize>) -> Negate {
+        Negate {
+            queue: VecDeque::new(),
+            most: 0,
+            submitted: 0,
+            fail_at,
+        }
+    }
+
+    #[test]
+    fn a_whole_batch_streams_in_order_within_the_depth() {
+        let input = batch(1001, 5);
+        for chunk in [1, 7, 250, 1000, 1001, 5000] {
+            let mut pipeline = negate(None);
+            let mut output = Array2::from_elem((1001, 5), f32::NAN);
+            let mut seen = Vec::new();
+            stream_whole(
+                &mut pipeline,
+                input.view(),
+                output.view_mut(),
+                chunk,
+                &mut |done| seen.push(done),
+            )
+            .unwrap();
+            assert_eq!(output, input.mapv(|x| -x), "chunk {chunk}");
+            assert!(
+                pipeline.most <= 3,
+                "chunk {chunk}: {} in flight",
+                pipeline.most
+            );
+            assert_eq!(pipeline.most, 1001usize.div_ceil(chunk).min(3));
+            let want: Vec<usize> = (1..=1001usize.div_ceil(chunk))
+                .map(|i| (i * chunk).min(1001))
+                .collect();
+            assert_eq!(seen, want, "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn a_failing_chunk_stops_the_stream() {
+        let input = batch(100, 2);
+        let mut output = Array2::zeros((100, 2));
+        let mut seen = Vec::new();
+        let err = stream_whole(
+            &mut negate(Some(4)),
+            input.view(),
+            output.view_mut(),
+            10,
+            &mut |done| seen.push(done),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("device failed"), "{err}");
+        assert_eq!(
+            seen,
+            [10, 20],
+            "chunks 0 and 1 landed before chunk 4 failed"
+        );
+        let mut short = Array2::zeros((99, 2));
+        assert!(stream_whole(
+            &mut negate(None),
+            input.view(),
+            short.view_mut(),
+            10,
+            &mut |_| {}
+        )
+        .is_err());
     }
 
     #[test]

@@ -10,11 +10,12 @@
 
 use std::collections::VecDeque;
 
-use ndarray::{s, ArrayView2, ArrayViewMut2};
+use ndarray::{ArrayView2, ArrayViewMut2};
 
 use super::pass::Pass;
 use super::plan::GpuPlan;
 use super::GpuElement;
+use crate::device::staging::stream_whole;
 use crate::error::{Error, Result};
 use crate::graph::streaming::Pipeline;
 
@@ -51,30 +52,13 @@ impl<T: GpuElement> GpuPlan<T> {
     pub(super) fn run_streamed(
         &self,
         input: ArrayView2<'_, f32>,
-        mut output: ArrayViewMut2<'_, f32>,
+        output: ArrayViewMut2<'_, f32>,
         chunk_rows: usize,
         progress: &mut dyn FnMut(usize),
     ) -> Result<()> {
-        let rows = input.nrows();
         let chunk_rows = chunk_rows.clamp(1, self.max_batch.max(1));
         let mut pipeline = GpuPipeline::new(self, chunk_rows);
-        let mut submitted = std::collections::VecDeque::with_capacity(DEPTH);
-        let mut start = 0;
-        while start < rows || !submitted.is_empty() {
-            if start < rows && submitted.len() < DEPTH {
-                let end = (start + chunk_rows).min(rows);
-                pipeline.submit(input.slice(s![start..end, ..]))?;
-                submitted.push_back(start..end);
-                start = end;
-                continue;
-            }
-            if let Some(done) = submitted.pop_front() {
-                let end = done.end;
-                pipeline.finish_oldest(output.slice_mut(s![done, ..]))?;
-                progress(end);
-            }
-        }
-        Ok(())
+        stream_whole(&mut pipeline, input, output, chunk_rows, progress)
     }
 }
 
