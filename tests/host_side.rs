@@ -143,24 +143,62 @@ mod gpu_only {
     }
 }
 
+/// Runs the binary with `args` after `command`, the model, and (for infer) input/output
+/// in `dir`, all holding the worked example.
+fn run_cli(dir: &std::path::Path, command: &str, args: &[&str]) -> std::process::Output {
+    let (network, x) = common::worked_example();
+    let model = dir.join("model.safetensors");
+    io::save_model(&network, &model).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vecprop"));
+    cmd.arg(command)
+        .args(["--model".as_ref(), model.as_os_str()]);
+    if command == "infer" {
+        let (input, output) = (dir.join("x.npy"), dir.join("y.npy"));
+        io::write_npy(&input, &x).unwrap();
+        cmd.args(["--input".as_ref(), input.as_os_str()])
+            .args(["--output".as_ref(), output.as_os_str()]);
+    }
+    cmd.args(args).output().expect("the binary runs")
+}
+
+#[cfg(feature = "cuda")]
+mod gpu_cli {
+    use super::*;
+
+    /// On a GPU, `infer` without `--batch-size` picks one from free memory and says so;
+    /// `summary --device cuda` shows the plan's memory.
+    #[test]
+    fn infer_sizes_its_batch_from_free_memory_and_summary_shows_memory() {
+        common::gpu();
+        let dir = tempfile::tempdir().unwrap();
+        let out = run_cli(dir.path(), "infer", &["--device", "cuda", "--verbose"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stderr.contains("(auto: the largest of at most"), "{stderr}");
+        assert!(stderr.contains("GPU memory at batch "), "{stderr}");
+        let y = io::read_npy(dir.path().join("y.npy")).unwrap();
+        assert_eq!(y.mapv(f32::round), ndarray::array![[1.0, 0.0, 1.0]]);
+
+        let out = run_cli(dir.path(), "summary", &["--device", "cuda"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("GPU memory at batch 4096: weights "),
+            "{stdout}"
+        );
+    }
+}
+
 /// `infer` without `--batch-size`, with `--cuda-graphs` and `--verbose`, on the CPU: the
 /// default batch is named, graphs are reported unused, and the output is right.
 #[test]
 fn infer_names_its_batch_size_and_accepts_cuda_graphs() {
     let dir = tempfile::tempdir().unwrap();
-    let (network, x) = common::worked_example();
-    let model = dir.path().join("model.safetensors");
-    io::save_model(&network, &model).unwrap();
-    let (input, output) = (dir.path().join("x.npy"), dir.path().join("y.npy"));
-    io::write_npy(&input, &x).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_vecprop"))
-        .arg("infer")
-        .args(["--model".as_ref(), model.as_os_str()])
-        .args(["--input".as_ref(), input.as_os_str()])
-        .args(["--output".as_ref(), output.as_os_str()])
-        .args(["--cuda-graphs", "--verbose"])
-        .output()
-        .expect("the binary runs");
+    let out = run_cli(dir.path(), "infer", &["--cuda-graphs", "--verbose"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -171,6 +209,6 @@ fn infer_names_its_batch_size_and_accepts_cuda_graphs() {
         stderr.contains("cuda graphs: not used on the cpu"),
         "{stderr}"
     );
-    let y = io::read_npy(&output).unwrap();
+    let y = io::read_npy(dir.path().join("y.npy")).unwrap();
     assert_eq!(y.mapv(f32::round), ndarray::array![[1.0, 0.0, 1.0]]);
 }
