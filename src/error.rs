@@ -152,6 +152,21 @@ pub enum Error {
     #[error("no usable CUDA device: {0}")]
     CudaUnavailable(String),
 
+    /// A plan does not fit in the GPU's free memory; checked before allocating.
+    #[error(
+        "out of GPU memory: the plan needs {} at batch {batch}, {} are free; lower --batch-size",
+        crate::size::human_bytes(*needed),
+        crate::size::human_bytes(*free)
+    )]
+    OutOfGpuMemory {
+        /// Device bytes the plan needs.
+        needed: u64,
+        /// The batch size (rows per pass) it needs them for.
+        batch: usize,
+        /// Device bytes the driver reports free.
+        free: u64,
+    },
+
     /// A CUDA driver, cuBLAS or kernel error.
     #[error("CUDA error during {context}: {message}")]
     Cuda {

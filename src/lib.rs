@@ -38,6 +38,7 @@ pub mod fs;
 pub mod graph;
 pub mod io;
 pub mod plan;
+pub mod size;
 pub mod stats;
 pub mod tensor;
 

@@ -21,9 +21,10 @@ pub struct Args {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Rows read, computed and written at a time.
-    #[arg(long, default_value_t = 4096, value_name = "N")]
-    batch_size: usize,
+    /// Rows read, computed and written at a time. Default: 4096 on the CPU; on a GPU the
+    /// largest batch that fits half of its free memory (see --verbose).
+    #[arg(long, value_name = "N")]
+    batch_size: Option<usize>,
     /// One activation per layer, overriding the model's metadata (e.g. sigmoid,relu,linear).
     #[arg(long, value_name = "LIST")]
     activations: Option<String>,
@@ -33,9 +34,15 @@ pub struct Args {
     /// How GPU layers are computed: auto, cublas, cublaslt or fused.
     #[arg(long, default_value = "auto")]
     kernel: String,
+    /// On a GPU, capture each batch size's whole pass as a CUDA Graph and replay it.
+    #[arg(long)]
+    cuda_graphs: bool,
     /// Print nothing on success.
     #[arg(long, short)]
     quiet: bool,
+    /// Also print the batch size and why, the kernels, the GPU memory and graph status.
+    #[arg(long, short)]
+    verbose: bool,
 }
 
 /// Streams the input through the model into the output file.
@@ -46,14 +53,33 @@ pub fn run(args: Args) -> Result<()> {
     let device = super::parse_device(&args.device)?;
     let network = io::load_model(&args.model, activations.as_deref())?;
     let tuning = super::tuning_cache(&device, &args.model);
+    let batch_size = match args.batch_size {
+        Some(rows) => rows,
+        None => {
+            let auto = vecprop::device::memory::auto_batch_size(&network, &device, dtype)?;
+            if args.verbose {
+                eprintln!("{}", auto.reason);
+            }
+            auto.rows
+        }
+    };
     let options = PlanOptions {
-        max_batch: args.batch_size,
+        max_batch: batch_size,
         dtype,
         strategy,
+        cuda_graphs: args.cuda_graphs,
         tuning: tuning.clone(),
         ..PlanOptions::default()
     };
     let plan = network.compile(&device, options)?;
+    if args.verbose {
+        for line in plan.kernel_choices() {
+            eprintln!("kernel: {line}");
+        }
+        if let Some(memory) = plan.memory() {
+            eprintln!("{memory}");
+        }
+    }
     if let Some(tuning) = &tuning {
         tuning.save()?;
     }
@@ -66,7 +92,7 @@ pub fn run(args: Args) -> Result<()> {
         &plan,
         &args.input,
         &args.output,
-        args.batch_size,
+        batch_size,
         |done, total| {
             chunks += 1;
             let long = started.elapsed() > Duration::from_secs(1) || chunks > 64;
@@ -83,6 +109,11 @@ pub fn run(args: Args) -> Result<()> {
         },
     )?;
     bar.finish_and_clear();
+    if args.verbose {
+        for line in plan.graph_status() {
+            eprintln!("{line}");
+        }
+    }
     if !args.quiet {
         eprintln!(
             "wrote {} ({rows} x {cols}) in {:.3} s on {}",

@@ -37,7 +37,14 @@ pub fn run(args: Args) -> Result<()> {
             if let Some(tuning) = &tuning {
                 tuning.save()?;
             }
-            network.summary_with_plan(&plan)
+            let mut text = network.summary_with_plan(&plan);
+            if let Some(memory) = plan.memory() {
+                if !text.ends_with('\n') {
+                    text.push('\n');
+                }
+                text.push_str(&memory.to_string());
+            }
+            text
         }
         None => network.summary(),
     };

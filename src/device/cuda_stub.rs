@@ -43,6 +43,16 @@ impl CudaDevice {
     }
 
     /// Unreachable: no value of this type exists.
+    pub fn memory_info(&self) -> Result<(usize, usize)> {
+        match *self {}
+    }
+
+    /// Unreachable: no value of this type exists.
+    pub fn lane_workspace_bytes(&self) -> u64 {
+        match *self {}
+    }
+
+    /// Unreachable: no value of this type exists.
     pub fn release_cached_memory(&self) {
         match *self {}
     }
@@ -92,6 +102,15 @@ impl CudaPlan {
         match *self {}
     }
 
+    pub(crate) fn run_whole(
+        &self,
+        _input: ArrayView2<'_, f32>,
+        _output: ArrayViewMut2<'_, f32>,
+        _progress: &mut dyn FnMut(usize),
+    ) -> Result<bool> {
+        match *self {}
+    }
+
     pub(crate) fn kernel_choices(&self) -> Vec<String> {
         match *self {}
     }
@@ -105,6 +124,10 @@ impl CudaPlan {
     }
 
     pub(crate) fn time_resident_pass(&self, _rows: usize, _repeats: usize) -> Result<f64> {
+        match *self {}
+    }
+
+    pub(crate) fn memory(&self) -> crate::device::memory::PlanMemory {
         match *self {}
     }
 }

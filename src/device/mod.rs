@@ -4,7 +4,12 @@
 //! types still exist (see `cuda_stub.rs`), but cannot be constructed: asking for a GPU
 //! returns [`crate::Error::CudaNotBuilt`].
 
+// Used by the CUDA backend; built (and tested) without it too.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+pub(crate) mod capture;
 pub mod cpu;
+pub mod memory;
+pub mod staging;
 
 #[cfg(feature = "cuda")]
 pub mod cuda;

@@ -128,6 +128,13 @@ impl Plan {
                 self.output_width
             )));
         }
+        // A GPU streams a large batch through its overlapped pipeline as a whole, so that
+        // copies and compute overlap across chunks too.
+        if let Executor::Cuda(plan) = &self.executor {
+            if plan.run_whole(input, output.view_mut(), &mut progress)? {
+                return Ok(());
+            }
+        }
         let rows = input.nrows();
         let mut start = 0;
         while start < rows {
@@ -249,6 +256,15 @@ impl Plan {
     /// For each layer, the kernel the plan runs and, where it was tuned, why.
     pub fn kernel_choices(&self) -> Vec<String> {
         self.executor.kernel_choices()
+    }
+
+    /// On a GPU, what one pass holds in device memory (weights, activations, workspace)
+    /// and in pinned host staging, at [`Plan::max_batch`]; `None` on the CPU.
+    pub fn memory(&self) -> Option<crate::device::memory::PlanMemory> {
+        match &self.executor {
+            Executor::Cpu(_) => None,
+            Executor::Cuda(plan) => Some(plan.memory()),
+        }
     }
 }
 

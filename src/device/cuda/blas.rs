@@ -279,7 +279,16 @@ fn workspace_bytes(stream: &CudaStream) -> Result<usize> {
         .context()
         .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)
         .during("reading the compute capability")?;
-    Ok(if major >= 9 { 32 << 20 } else { 4 << 20 })
+    Ok(workspace_bytes_for((major, 0)))
+}
+
+/// The workspace of one cuBLAS or cuBLASLt handle on a GPU of this compute capability.
+pub(crate) fn workspace_bytes_for(compute_capability: (i32, i32)) -> usize {
+    if compute_capability.0 >= 9 {
+        32 << 20
+    } else {
+        4 << 20
+    }
 }
 
 /// Queues `z = a · w` on `stream` with cuBLAS (`cublasGemmEx`, f32 accumulation).

@@ -11,8 +11,18 @@
 //! A captured graph owns its lane, activation buffers and staging buffers for good: the
 //! addresses baked into it must stay valid and unshared. One caller replays a graph at a
 //! time; a concurrent caller with the same row count finds its slot busy (`try_lock`) and
-//! takes the plain path instead of waiting. If capture fails, the row count is marked so,
-//! with the reason, and always takes the plain path ([`GraphCache::status`]).
+//! takes the plain path instead of waiting.
+//!
+//! Cold starts: everything loaded or allocated on first use happens before the capture.
+//! The plan's compile runs one pass (loading vecprop's kernels), the plain pass above runs
+//! every cuBLAS/cuBLASLt call of this row count on the capturing lane (handles, fixed
+//! workspaces, cuBLASLt's algorithm and the lazy load of its kernel), and the capture
+//! itself excludes vecprop's queueing on other threads, where their first uses happen
+//! ([`DeviceInner::capturing`](super::DeviceInner::capturing)). If a capture still fails,
+//! it has been ended (the stream is out of capture mode), its lane is destroyed, the call
+//! still answers through the plain path, the reason shows in [`GraphCache::status`], and
+//! the next call with that row count tries once more; after a second failure that row
+//! count keeps the plain path.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
@@ -22,9 +32,11 @@ use cudarc::driver::CudaGraph;
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 use super::error::CudaResultExt;
-use super::pass::{read_output, write_input, Pass};
+use super::pass::Pass;
 use super::plan::GpuPlan;
 use super::GpuElement;
+use crate::device::capture::CaptureRecord;
+use crate::device::staging::{pack_rows, unpack_rows};
 use crate::error::{Error, Result};
 
 /// The most batch sizes one plan captures; further sizes take the plain path.
@@ -45,17 +57,17 @@ unsafe impl Send for Graph {}
 struct Captured<T: GpuElement> {
     graph: Graph,
     pass: Pass<T>,
-    replays: u64,
 }
 
-/// What one batch size has.
-enum Slot<T: GpuElement> {
-    /// Not yet run.
-    Empty,
-    /// Captured; replayed on every call.
-    Ready(Box<Captured<T>>),
-    /// Capture failed for this reason; the plain path runs instead.
-    Failed(String),
+/// One capture attempt: the captured pass, or why capturing failed.
+type Attempt<T> = std::result::Result<Box<Captured<T>>, String>;
+
+/// What one batch size has: the record of its captures (the retry policy lives there,
+/// testable without a GPU) and, once captured, the graph.
+#[derive(Default)]
+struct Slot<T: GpuElement> {
+    record: CaptureRecord,
+    captured: Option<Box<Captured<T>>>,
 }
 
 /// A plan's graphs, by row count.
@@ -79,7 +91,7 @@ impl<T: GpuElement> GraphCache<T> {
         if slots.len() >= MAX_GRAPHS {
             return None;
         }
-        let slot = Arc::new(Mutex::new(Slot::Empty));
+        let slot = Arc::new(Mutex::new(Slot::default()));
         slots.insert(rows, Arc::clone(&slot));
         Some(slot)
     }
@@ -96,24 +108,15 @@ impl<T: GpuElement> GraphCache<T> {
         )];
         for (rows, slot) in slots.iter() {
             let line = match slot.try_lock() {
-                Ok(slot) => describe(*rows, &slot),
-                Err(TryLockError::Poisoned(poisoned)) => describe(*rows, &poisoned.into_inner()),
+                Ok(slot) => slot.record.describe(*rows),
+                Err(TryLockError::Poisoned(poisoned)) => {
+                    poisoned.into_inner().record.describe(*rows)
+                }
                 Err(TryLockError::WouldBlock) => format!("rows {rows}: in use"),
             };
             lines.push(line);
         }
         lines
-    }
-}
-
-fn describe<T: GpuElement>(rows: usize, slot: &Slot<T>) -> String {
-    match slot {
-        Slot::Empty => format!("rows {rows}: not captured yet"),
-        Slot::Ready(captured) => format!(
-            "rows {rows}: captured, replayed {} time(s)",
-            captured.replays
-        ),
-        Slot::Failed(reason) => format!("rows {rows}: capture failed, plain path: {reason}"),
     }
 }
 
@@ -140,32 +143,43 @@ impl<T: GpuElement> GpuPlan<T> {
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             Err(TryLockError::WouldBlock) => return self.run_plain(input, output),
         };
-        match &mut *slot {
-            Slot::Ready(captured) => self.replay(captured, input, output),
-            Slot::Failed(_) => self.run_plain(input, output),
-            Slot::Empty => {
-                let (result, next) = self.first_run(input, output);
-                if let Some(next) = next {
-                    *slot = next;
-                }
-                result
-            }
+        let slot = &mut *slot;
+        if let Some(captured) = &mut slot.captured {
+            self.replay(captured, input, output)?;
+            slot.record.replayed();
+            return Ok(());
         }
+        if !slot.record.should_try() {
+            return self.run_plain(input, output);
+        }
+        let (result, attempt) = self.first_run(input, output);
+        match attempt {
+            Some(Ok(captured)) => {
+                slot.record = slot.record.captured();
+                slot.captured = Some(captured);
+            }
+            Some(Err(reason)) => slot.record = slot.record.failed(reason),
+            None => {}
+        }
+        result
     }
 
-    /// Runs the pass plainly on a fresh lane, then tries to capture it there. Returns the
-    /// call's result and what the slot becomes (`None`: stays empty, after a plain error).
+    /// Runs the pass plainly on a lane of its own, then tries to capture it there.
+    /// Returns the call's result and the capture attempt: the captured pass, or why it
+    /// failed (`None`: not attempted, after a plain error).
     fn first_run(
         &self,
         input: ArrayView2<'_, f32>,
         output: ArrayViewMut2<'_, f32>,
-    ) -> (Result<()>, Option<Slot<T>>) {
+    ) -> (Result<()>, Option<Attempt<T>>) {
         let rows = input.nrows();
+        let queueing = self.device.inner.queueing();
         let mut pass = match self.take_pass(rows) {
             Ok(pass) => pass,
             Err(err) => return (Err(err), None),
         };
         let queued = self.queue_pass(&mut pass, input);
+        drop(queueing);
         let synced = pass.synchronize();
         let ran = queued
             .and(synced)
@@ -177,10 +191,9 @@ impl<T: GpuElement> GpuPlan<T> {
         match self.capture(&mut pass, rows) {
             Ok(graph) => (
                 Ok(()),
-                Some(Slot::Ready(Box::new(Captured {
+                Some(Ok(Box::new(Captured {
                     graph: Graph(graph),
                     pass,
-                    replays: 0,
                 }))),
             ),
             Err(err) => {
@@ -191,8 +204,10 @@ impl<T: GpuElement> GpuPlan<T> {
                     Some(more) => format!("{err}; then {more}"),
                     None => err.to_string(),
                 };
+                // The capture was ended on every path, so the stream left capture mode;
+                // still, a lane whose capture failed is not reused.
                 pass.discard_lane = true;
-                (Ok(()), Some(Slot::Failed(reason)))
+                (Ok(()), Some(Err(reason)))
             }
         }
     }
@@ -205,7 +220,10 @@ impl<T: GpuElement> GpuPlan<T> {
         let host_in: &[T] = pass.staging_in.host_mut(in_len)?;
         let host_out: &mut [T] = pass.staging_out.host_mut(out_len)?;
         // Thread-local: only this thread's capture-unsafe calls are refused; other threads'
-        // CUDA calls (other plans, other lanes) neither join nor invalidate this capture.
+        // CUDA calls (other plans, other lanes) do not join this capture. Their first uses
+        // (lazy module loading) could still invalidate it, so vecprop's other queueing on
+        // this device waits until the capture has ended (`capturing`).
+        let gate = self.device.inner.capturing();
         stream
             .begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
             .during("beginning a CUDA graph capture")?;
@@ -220,6 +238,7 @@ impl<T: GpuElement> GpuPlan<T> {
         })();
         // End the capture on every path, so the stream leaves capture mode.
         let ended = stream.end_capture(CUgraphInstantiate_flags(0));
+        drop(gate);
         queued?;
         let graph = ended
             .during("ending the CUDA graph capture")?
@@ -249,15 +268,14 @@ impl<T: GpuElement> GpuPlan<T> {
         {
             self.poison(pass)?;
         }
-        write_input(input, pass.staging_in.host_mut(rows * self.input_width)?);
+        pack_rows(input, pass.staging_in.host_mut(rows * self.input_width)?)?;
         pass.in_flight = true;
         let launched = captured.graph.0.launch().during("replaying a CUDA graph");
         let synced = pass.synchronize();
         launched?;
         synced?;
         self.device.inner.check_deferred_errors()?;
-        read_output(pass.staging_out.host_mut(rows * self.output_width)?, output);
-        captured.replays += 1;
+        unpack_rows(pass.staging_out.host_mut(rows * self.output_width)?, output)?;
         Ok(())
     }
 }

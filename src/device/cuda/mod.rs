@@ -28,7 +28,7 @@ mod tune;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use cudarc::driver::{CudaContext, DeviceRepr, ValidAsZeroBits};
 
@@ -38,7 +38,7 @@ pub use context::describe_devices;
 pub use plan::CudaPlan;
 pub use pool::PoolStats;
 
-use crate::dtype::Element;
+use crate::device::staging::Staged;
 use crate::error::Result;
 use crate::execution::tuning::TuningCache;
 use error::{CudaResultExt, DropErrors};
@@ -48,9 +48,9 @@ use pool::{BufferPool, Counters};
 use stream::LanePool;
 
 /// An element type the GPU code is generic over: f32, f16 or bf16.
-pub(crate) trait GpuElement: Element + DeviceRepr + ValidAsZeroBits + Send + Sync {}
+pub(crate) trait GpuElement: Staged + DeviceRepr + ValidAsZeroBits + Send + Sync {}
 
-impl<T: Element + DeviceRepr + ValidAsZeroBits + Send + Sync> GpuElement for T {}
+impl<T: Staged + DeviceRepr + ValidAsZeroBits + Send + Sync> GpuElement for T {}
 
 /// One NVIDIA GPU. Cheap to clone (the clones share everything), `Send` and `Sync`.
 ///
@@ -76,6 +76,9 @@ pub(crate) struct DeviceInner {
     pub(crate) tuning: TuningCache,
     /// Layers `Strategy::Auto` has timed on this GPU (cache hits excluded).
     pub(crate) tuning_runs: AtomicU64,
+    /// Read-held while vecprop queues work or does first-use work (compiles, passes),
+    /// write-held while a CUDA Graph is captured: see [`DeviceInner::capturing`].
+    capture_gate: RwLock<()>,
     counters: Arc<Counters>,
     drop_errors: Arc<DropErrors>,
     context: Arc<CudaContext>,
@@ -111,6 +114,7 @@ impl CudaDevice {
             forced_fused_tile: AtomicUsize::new(0),
             tuning: TuningCache::in_memory(),
             tuning_runs: AtomicU64::new(0),
+            capture_gate: RwLock::new(()),
             counters,
             drop_errors,
             context,
@@ -147,6 +151,16 @@ impl CudaDevice {
         self.inner.tuning_runs.load(Ordering::Relaxed)
     }
 
+    /// Free and total device memory in bytes, as the driver reports them now.
+    pub fn memory_info(&self) -> Result<(usize, usize)> {
+        self.inner.memory_info()
+    }
+
+    /// Bytes of cuBLAS and cuBLASLt workspace each lane (stream) of this GPU holds.
+    pub fn lane_workspace_bytes(&self) -> u64 {
+        2 * blas::workspace_bytes_for(self.inner.info.compute_capability) as u64
+    }
+
     /// Gives the pools' idle device buffers back to the driver.
     pub fn release_cached_memory(&self) {
         self.inner.buffers.release_idle();
@@ -170,6 +184,30 @@ impl CudaDevice {
 }
 
 impl DeviceInner {
+    /// Free and total device memory in bytes.
+    pub(crate) fn memory_info(&self) -> Result<(usize, usize)> {
+        self.context
+            .mem_get_info()
+            .during("asking the driver for free GPU memory")
+    }
+
+    /// Held while queueing work or doing first-use work (loading modules, creating
+    /// handles, a library's first launch of a kernel, allocating). Never held across a
+    /// call that takes it again: the lock is writer-preferring, so nesting could deadlock.
+    pub(crate) fn queueing(&self) -> RwLockReadGuard<'_, ()> {
+        // `()` cannot be left inconsistent by a panic.
+        self.capture_gate.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Held for the length of a CUDA Graph capture (begin to end). With lazy module
+    /// loading, the first use of a kernel or of a cuBLASLt algorithm may synchronise the
+    /// context, which invalidates a capture in progress on any stream, even in
+    /// thread-local capture mode. Excluding vecprop's other queueing (which is where first
+    /// uses happen) for those few microseconds keeps other threads' first uses out of it.
+    pub(crate) fn capturing(&self) -> RwLockWriteGuard<'_, ()> {
+        self.capture_gate.write().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Errors that cudarc or vecprop recorded in `Drop` since the last check.
     pub(crate) fn check_deferred_errors(&self) -> Result<()> {
         self.context

@@ -9,7 +9,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use ndarray::{ArrayView2, ArrayViewMut2};
-use rayon::prelude::*;
 
 use super::dense::{run_dense, DenseOperands, LayerKernel};
 use super::error::{CudaResultExt, DropErrors};
@@ -18,12 +17,8 @@ use super::plan::{GpuLayer, GpuPlan};
 use super::pool::PooledBuffer;
 use super::stream::{Lane, LaneGuard};
 use super::GpuElement;
+use crate::device::staging::{pack_rows, unpack_rows};
 use crate::error::{Error, Result};
-
-/// Elements below which host conversion stays on the calling thread.
-const PARALLEL_MIN: usize = 1 << 16;
-/// Elements per parallel conversion task.
-const PARALLEL_CHUNK: usize = 1 << 14;
 
 /// The two activation buffers a pass ping-pongs between.
 pub(super) struct Scratch<T: GpuElement> {
@@ -85,11 +80,16 @@ impl<T: GpuElement> GpuPlan<T> {
     /// A lane from the pool and buffers for up to `rows` rows.
     pub(super) fn take_pass(&self, rows: usize) -> Result<Pass<T>> {
         let inner = &self.device.inner;
+        let elements = |width: usize| {
+            rows.checked_mul(width)
+                .ok_or_else(|| Error::InvalidArgument("rows x width is too large".into()))
+        };
+        let (in_len, out_len) = (elements(self.input_width)?, elements(self.output_width)?);
         let lane = inner.lanes.acquire()?;
         Ok(Pass {
             scratch: self.take_scratch(&lane, rows)?,
-            staging_in: inner.pinned.take::<T>(rows * self.input_width)?,
-            staging_out: inner.pinned.take::<T>(rows * self.output_width)?,
+            staging_in: inner.pinned.take::<T>(in_len)?,
+            staging_out: inner.pinned.take::<T>(out_len)?,
             lane,
             rows: 0,
             in_flight: false,
@@ -149,7 +149,7 @@ impl<T: GpuElement> GpuPlan<T> {
         if self.device.inner.poison.load(Ordering::Relaxed) {
             self.poison(pass)?;
         }
-        write_input(input, pass.staging_in.host_mut(in_len)?);
+        pack_rows(input, pass.staging_in.host_mut(in_len)?)?;
         pass.rows = rows;
         pass.in_flight = true;
         pass.staging_in
@@ -173,11 +173,10 @@ impl<T: GpuElement> GpuPlan<T> {
                 self.output_width
             )));
         }
-        read_output(
+        unpack_rows(
             pass.staging_out.host_mut(pass.rows * self.output_width)?,
             output,
-        );
-        Ok(())
+        )
     }
 
     /// Fills the activation buffers and the output staging with NaN, so that any element
@@ -198,42 +197,5 @@ impl<T: GpuElement> GpuPlan<T> {
         let len = pass.staging_out.len();
         pass.staging_out.host_mut(len)?.fill(nan);
         Ok(())
-    }
-}
-
-/// Converts `input` to `T` in row-major order into `dst`, in parallel for large batches.
-pub(super) fn write_input<T: GpuElement>(input: ArrayView2<'_, f32>, dst: &mut [T]) {
-    match input.as_slice() {
-        Some(src) if src.len() >= PARALLEL_MIN => dst
-            .par_chunks_mut(PARALLEL_CHUNK)
-            .zip(src.par_chunks(PARALLEL_CHUNK))
-            .for_each(|(dst, src)| convert(src, dst, T::from_f32)),
-        // `iter()` walks a 2-D view in row-major order, whatever its strides.
-        _ => {
-            for (dst, &x) in dst.iter_mut().zip(input.iter()) {
-                *dst = T::from_f32(x);
-            }
-        }
-    }
-}
-
-/// Converts `src` (row-major) into `output`, in parallel for large batches.
-pub(super) fn read_output<T: GpuElement>(src: &[T], mut output: ArrayViewMut2<'_, f32>) {
-    match output.as_slice_mut() {
-        Some(dst) if dst.len() >= PARALLEL_MIN => dst
-            .par_chunks_mut(PARALLEL_CHUNK)
-            .zip(src.par_chunks(PARALLEL_CHUNK))
-            .for_each(|(dst, src)| convert(src, dst, |x: T| x.to_f32())),
-        _ => {
-            for (dst, src) in output.iter_mut().zip(src.iter()) {
-                *dst = src.to_f32();
-            }
-        }
-    }
-}
-
-fn convert<A: Copy, B>(src: &[A], dst: &mut [B], f: impl Fn(A) -> B) {
-    for (dst, &src) in dst.iter_mut().zip(src) {
-        *dst = f(src);
     }
 }

@@ -55,7 +55,7 @@ impl PinnedPool {
         // SAFETY: (1) `alloc_pinned_with_flags` returns page-locked memory that is not yet
         // initialised; the `write_bytes` below zeroes all `capacity` elements before any
         // reference to them exists, and all-zero bits are a valid `T` (`T: ValidAsZeroBits`).
-        // (2) `capacity * size_of::<T>()` is a power of two computed with checked arithmetic
+        // (2) `capacity * size_of::<T>()` is a size class computed with checked arithmetic
         // in `size_class`, so cudarc's own overflow assertion cannot fire. (3) Flags 0 ask for
         // ordinary (cached, not write-combined) pinned memory, which the host reads quickly.
         unsafe {

@@ -22,6 +22,8 @@ use super::stream::{EventTimer, Lane};
 use super::streaming::GpuPipeline;
 use super::{CudaDevice, GpuElement};
 use crate::activation::Activation;
+use crate::device::memory::{self, MemoryShape, PlanMemory};
+use crate::device::staging::stream_chunk_rows;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::execution::pipeline::Pipeline;
@@ -36,10 +38,17 @@ pub struct CudaPlan {
 /// What the dtype-generic plan offers to the dtype-free [`CudaPlan`].
 trait ForwardPass: Send + Sync {
     fn run(&self, input: ArrayView2<'_, f32>, output: ArrayViewMut2<'_, f32>) -> Result<()>;
+    fn run_whole(
+        &self,
+        input: ArrayView2<'_, f32>,
+        output: ArrayViewMut2<'_, f32>,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<bool>;
     fn kernel_choices(&self) -> Vec<String>;
     fn graph_status(&self) -> Vec<String>;
     fn pipeline(&self) -> Result<Box<dyn Pipeline + '_>>;
     fn time_resident_pass(&self, rows: usize, repeats: usize) -> Result<f64>;
+    fn memory(&self) -> PlanMemory;
 }
 
 impl CudaPlan {
@@ -74,6 +83,19 @@ impl CudaPlan {
         self.inner.run(input, output)
     }
 
+    /// Runs a batch of any number of rows through the overlapped pipeline when it is large
+    /// enough to gain from it ([`stream_chunk_rows`]), in chunks of at most `max_batch`
+    /// rows, calling `progress(rows_done)` as chunks land. Returns `false`, having done
+    /// nothing, for a batch too small to stream: the caller runs it pass by pass.
+    pub(crate) fn run_whole(
+        &self,
+        input: ArrayView2<'_, f32>,
+        output: ArrayViewMut2<'_, f32>,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<bool> {
+        self.inner.run_whole(input, output, progress)
+    }
+
     /// Per layer, what runs and (under Auto) the timings that chose it.
     pub(crate) fn kernel_choices(&self) -> Vec<String> {
         self.inner.kernel_choices()
@@ -92,6 +114,11 @@ impl CudaPlan {
     /// Median ms of the layers alone over `rows` rows already on the GPU.
     pub(crate) fn time_resident_pass(&self, rows: usize, repeats: usize) -> Result<f64> {
         self.inner.time_resident_pass(rows, repeats)
+    }
+
+    /// What one pass of the plan holds on the GPU, at its `max_batch`.
+    pub(crate) fn memory(&self) -> PlanMemory {
+        self.inner.memory()
     }
 }
 
@@ -122,17 +149,36 @@ pub(super) struct GpuPlan<T: GpuElement> {
     pub(super) widest: usize,
     pub(super) allow_tf32: bool,
     pub(super) cuda_graphs: bool,
+    /// What one pass holds on the GPU, checked against free memory before allocating.
+    pub(super) memory: PlanMemory,
 }
 
 impl<T: GpuElement> GpuPlan<T> {
     fn new(device: &CudaDevice, network: &Network, options: &PlanOptions) -> Result<Self> {
         let inner = &device.inner;
+        let shape = MemoryShape::of(network);
+        let widest = shape.widest();
+        // Before anything is allocated: does one pass fit in what the GPU has free?
+        // (`plan_memory` also checks every size for overflow.)
+        let memory = memory::plan_memory(
+            &shape,
+            T::DTYPE,
+            options.max_batch,
+            device.lane_workspace_bytes(),
+        )?;
+        let fits = || -> Result<()> {
+            let (free, _total) = inner.memory_info()?;
+            memory::check_fits(memory.device_total(), options.max_batch, free as u64)
+        };
+        if fits().is_err() {
+            // The pools' idle buffers count as used: give them back and look again.
+            inner.buffers.release_idle();
+            fits()?;
+        }
+        // Compiling loads modules, creates handles and tunes: first uses, kept out of
+        // any other thread's graph capture.
+        let _queueing = inner.queueing();
         let mut lane = inner.lanes.acquire()?;
-        let widest = network.max_width().max(network.input_width());
-        options
-            .max_batch
-            .checked_mul(widest)
-            .ok_or_else(|| Error::InvalidArgument("max_batch x width is too large".into()))?;
         let mut plan = GpuPlan {
             graphs: GraphCache::new(),
             device: device.clone(),
@@ -143,6 +189,7 @@ impl<T: GpuElement> GpuPlan<T> {
             widest,
             allow_tf32: options.allow_tf32,
             cuda_graphs: options.cuda_graphs,
+            memory,
         };
         for layer in network.layers() {
             let to_device = |values: Vec<T>, what: &str| {
@@ -176,6 +223,13 @@ impl<T: GpuElement> GpuPlan<T> {
             layer.kernel = kernel;
             layer.reason = reason;
         }
+        synced?;
+        // One pass over one row with the chosen kernels loads every kernel function the
+        // plan uses (lazy loading happens at the first cuModuleGetFunction or launch),
+        // so that no later graph capture is the first to touch one.
+        let warmed = plan.queue_layers(&mut lane, &mut scratch, 1).map(|_| ());
+        let synced = lane.synchronize();
+        warmed?;
         synced?;
         inner.check_deferred_errors()?;
         Ok(plan)
@@ -218,8 +272,10 @@ impl<T: GpuElement> GpuPlan<T> {
         input: ArrayView2<'_, f32>,
         output: ArrayViewMut2<'_, f32>,
     ) -> Result<()> {
+        let queueing = self.device.inner.queueing();
         let mut pass = self.take_pass(self.max_batch)?;
         let queued = self.queue_pass(&mut pass, input);
+        drop(queueing);
         // Synchronise on every path, errors included: copies may still be in flight, and the
         // buffers must not go back to the pools before they finish.
         let synced = pass.synchronize();
@@ -262,10 +318,45 @@ impl<T: GpuElement> GpuPlan<T> {
 impl<T: GpuElement> ForwardPass for GpuPlan<T> {
     fn run(&self, input: ArrayView2<'_, f32>, output: ArrayViewMut2<'_, f32>) -> Result<()> {
         self.check_shapes(&input, &output)?;
+        // A large batch goes through the overlapped pipeline in chunks, so that its
+        // upload, compute and download overlap instead of running one after another.
+        let row_bytes = self.input_width.saturating_mul(std::mem::size_of::<f32>());
+        if let Some(chunk_rows) = stream_chunk_rows(input.nrows(), row_bytes) {
+            return self.run_streamed(input, output, chunk_rows, &mut |_| {});
+        }
         if self.cuda_graphs {
             return self.run_with_graph(input, output);
         }
         self.run_plain(input, output)
+    }
+
+    fn run_whole(
+        &self,
+        input: ArrayView2<'_, f32>,
+        output: ArrayViewMut2<'_, f32>,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<bool> {
+        let row_bytes = self.input_width.saturating_mul(std::mem::size_of::<f32>());
+        let Some(chunk_rows) = stream_chunk_rows(input.nrows(), row_bytes) else {
+            return Ok(false);
+        };
+        if input.ncols() != self.input_width {
+            return Err(Error::InputWidth {
+                expected: self.input_width,
+                actual: input.ncols(),
+            });
+        }
+        if output.dim() != (input.nrows(), self.output_width) {
+            return Err(Error::InvalidArgument(format!(
+                "output buffer has shape {:?}, expected ({}, {})",
+                output.dim(),
+                input.nrows(),
+                self.output_width
+            )));
+        }
+        let chunk_rows = chunk_rows.min(self.max_batch);
+        self.run_streamed(input, output, chunk_rows, progress)?;
+        Ok(true)
     }
 
     fn kernel_choices(&self) -> Vec<String> {
@@ -286,10 +377,15 @@ impl<T: GpuElement> ForwardPass for GpuPlan<T> {
     }
 
     fn pipeline(&self) -> Result<Box<dyn Pipeline + '_>> {
-        Ok(Box::new(GpuPipeline::new(self)))
+        Ok(Box::new(GpuPipeline::new(self, self.max_batch)))
+    }
+
+    fn memory(&self) -> PlanMemory {
+        self.memory
     }
 
     fn time_resident_pass(&self, rows: usize, repeats: usize) -> Result<f64> {
+        let _queueing = self.device.inner.queueing();
         let mut lane = self.device.inner.lanes.acquire()?;
         let mut scratch = self.take_scratch(&lane, rows)?;
         let timed = self.time_layers(&mut lane, &mut scratch, rows, repeats);

@@ -5,7 +5,8 @@
 //! chunk i on another stream and downloading chunk i-1 on a third: copies in, kernels and
 //! copies out overlap on the copy engines and the SMs. Passes are reused round-robin, so a
 //! warm stream allocates nothing. The ordering (and the bound on what is in flight) is the
-//! shared logic in [`crate::execution::pipeline`].
+//! shared logic in [`crate::execution::pipeline`]; [`GpuPlan::run_streamed`] drives the same
+//! pipeline over one large batch, so whole batches overlap their copies and compute too.
 
 use std::collections::VecDeque;
 
@@ -14,11 +15,12 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use super::pass::Pass;
 use super::plan::GpuPlan;
 use super::GpuElement;
+use crate::device::staging::stream_whole;
 use crate::error::{Error, Result};
 use crate::execution::pipeline::Pipeline;
 
 /// Passes in flight at once: upload, compute and download of three chunks can overlap.
-const DEPTH: usize = 3;
+const DEPTH: usize = crate::device::memory::PIPELINE_DEPTH;
 
 /// A plan's pipeline for one `forward_stream` call.
 pub(super) struct GpuPipeline<'p, T: GpuElement> {
@@ -26,15 +28,37 @@ pub(super) struct GpuPipeline<'p, T: GpuElement> {
     /// Oldest first. Dropping one with work queued waits for it (`Pass`'s `Drop`).
     in_flight: VecDeque<Pass<T>>,
     idle: Vec<Pass<T>>,
+    /// Rows each pass's buffers hold: the most one chunk may have.
+    pass_rows: usize,
 }
 
 impl<'p, T: GpuElement> GpuPipeline<'p, T> {
-    pub(super) fn new(plan: &'p GpuPlan<T>) -> Self {
+    /// A pipeline for chunks of at most `pass_rows` rows (at most the plan's max_batch).
+    pub(super) fn new(plan: &'p GpuPlan<T>, pass_rows: usize) -> Self {
         GpuPipeline {
             plan,
             in_flight: VecDeque::with_capacity(DEPTH),
             idle: Vec::with_capacity(DEPTH),
+            pass_rows: pass_rows.clamp(1, plan.max_batch.max(1)),
         }
+    }
+}
+
+impl<T: GpuElement> GpuPlan<T> {
+    /// Runs one batch through the pipeline in chunks of `chunk_rows` rows, writing each
+    /// chunk's output into its rows of `output`: while the host packs chunk i+1, the GPU
+    /// computes chunk i and downloads chunk i−1.
+    /// `progress(rows_done)` is called after each chunk's output has landed.
+    pub(super) fn run_streamed(
+        &self,
+        input: ArrayView2<'_, f32>,
+        output: ArrayViewMut2<'_, f32>,
+        chunk_rows: usize,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<()> {
+        let chunk_rows = chunk_rows.clamp(1, self.max_batch.max(1));
+        let mut pipeline = GpuPipeline::new(self, chunk_rows);
+        stream_whole(&mut pipeline, input, output, chunk_rows, progress)
     }
 }
 
@@ -45,19 +69,21 @@ impl<T: GpuElement> Pipeline for GpuPipeline<'_, T> {
 
     fn submit(&mut self, input: ArrayView2<'_, f32>) -> Result<()> {
         let plan = self.plan;
-        if input.nrows() == 0 || input.nrows() > plan.max_batch {
+        if input.nrows() == 0 || input.nrows() > self.pass_rows {
             return Err(Error::InvalidArgument(format!(
                 "a streamed chunk must have 1 to {} rows, not {}",
-                plan.max_batch,
+                self.pass_rows,
                 input.nrows()
             )));
         }
+        let queueing = plan.device.inner.queueing();
         let mut pass = match self.idle.pop() {
             Some(pass) => pass,
-            None => plan.take_pass(plan.max_batch)?,
+            None => plan.take_pass(self.pass_rows)?,
         };
         // On error the pass drops here, after waiting for whatever it queued.
         plan.queue_pass(&mut pass, input)?;
+        drop(queueing);
         self.in_flight.push_back(pass);
         Ok(())
     }
