@@ -348,3 +348,21 @@ fn the_table_covers_every_activation() {
         );
     }
 }
+
+#[test]
+fn slopes_and_names_survive_the_model_file() {
+    let activations = [
+        Activation::Gelu,
+        Activation::LeakyRelu { slope: 0.2 },
+        Activation::GeluTanh,
+        Activation::Silu,
+        Activation::LeakyRelu { slope: 0.01 },
+    ];
+    let network = random_network(&[3, 4, 5, 6, 7, 2], &activations, 70);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    vecprop::io::save_model(&network, &path).unwrap();
+    let loaded = vecprop::io::load_model(&path, None).unwrap();
+    let read: Vec<Activation> = loaded.layers().iter().map(|l| l.activation()).collect();
+    assert_eq!(read, activations);
+}
