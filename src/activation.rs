@@ -1,7 +1,7 @@
 //! Activation functions `g`, applied after `Z = A·W + B`.
 //!
-//! This is the one definition of each activation on the CPU (the scalar math is in
-//! [`math`]). The CUDA kernels have their own in `kernels/common.cuh`; the table of
+//! This is the one definition of each activation on the CPU (the scalar functions such as
+//! [`gelu`] and [`exp`] are below). The CUDA kernels have their own in `kernels/common.cuh`; the table of
 //! (activation, input, expected) cases in `tests/activations.rs` runs through both.
 //!
 //! NaN and ±∞ propagate as in PyTorch: `relu(NaN)` is NaN, `sigmoid(±∞)` is 1 or 0,
