@@ -10,6 +10,7 @@
 mod math;
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
@@ -41,7 +42,10 @@ pub const DEFAULT_LEAKY_RELU_SLOPE: f32 = 0.01;
 /// Activation::Softmax.apply_row(&mut row);
 /// assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
+///
+/// Equality and hashing compare a leaky ReLU's slope by its bits, so `Activation` is `Eq`
+/// and `Hash` (a kernel-choice or cache key) although it holds an `f32`.
+#[derive(Debug, Clone, Copy)]
 pub enum Activation {
     /// `1 / (1 + e^-z)`.
     Sigmoid,
@@ -56,7 +60,9 @@ pub enum Activation {
     /// GELU in its exact form, `z · Φ(z) = z/2 · (1 + erf(z/√2))` (PyTorch's `nn.GELU()`).
     Gelu,
     /// GELU's tanh approximation, `z/2 · (1 + tanh(√(2/π)(z + 0.044715 z³)))`
-    /// (PyTorch's `nn.GELU(approximate="tanh")`).
+    /// (PyTorch's `nn.GELU(approximate="tanh")`). cuBLASLt's GELU epilogues compute this
+    /// form (PyTorch falls back to `gelu(approximate="tanh")` where it cannot use them), so
+    /// they can serve `gelu_tanh` but not `gelu`.
     GeluTanh,
     /// SiLU or swish, `z · sigmoid(z)` (PyTorch's `nn.SiLU()`).
     Silu,
@@ -191,6 +197,27 @@ fn softmax_row(row: &mut [f32], bias: Option<&[f32]>) {
     map_row(row, None, |e| e * inverse);
 }
 
+impl Activation {
+    /// What equality and hashing compare: the name and the parameter's bits.
+    fn identity(self) -> (&'static str, u32) {
+        (self.name(), self.parameter().to_bits())
+    }
+}
+
+impl PartialEq for Activation {
+    fn eq(&self, other: &Self) -> bool {
+        self.identity() == other.identity()
+    }
+}
+
+impl Eq for Activation {}
+
+impl Hash for Activation {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.identity().hash(state);
+    }
+}
+
 impl fmt::Display for Activation {
     /// The name, with `:<slope>` for a leaky ReLU whose slope is not the default; it parses
     /// back to the same activation (f32's `Display` is the shortest exact form).
@@ -309,6 +336,21 @@ mod tests {
                 Activation::Linear
             ]
         );
+    }
+
+    #[test]
+    fn equality_and_hashing_see_the_slope() {
+        use std::collections::HashSet;
+        let set: HashSet<Activation> = [
+            Activation::Relu,
+            Activation::LeakyRelu { slope: 0.01 },
+            Activation::LeakyRelu { slope: 0.2 },
+            Activation::LeakyRelu { slope: 0.2 },
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(set.len(), 3);
+        assert_ne!(Activation::Gelu, Activation::GeluTanh);
     }
 
     #[test]
