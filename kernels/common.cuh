@@ -1,7 +1,8 @@
 // common.cuh: what every vecprop kernel shares.
 //
-// - The activation functions g, written once as functors (`Act::apply(float) -> float`).
-//   They match `src/activation.rs` (the CPU definitions); the CUDA parity tests compare them.
+// - The activation functions g, written once as functors (`act.apply(float) -> float`).
+//   They match `src/activation.rs` (the CPU definitions); tests/activations.rs runs one
+//   table of cases through both.
 // - Load/store helpers between the storage dtypes (float, half_t, bf16_t) and f32,
 //   the type all arithmetic is done in.
 // - Helpers for 16-byte vectors (one `uint4` holding 4 floats or 8 halves) and alignment.
@@ -29,8 +30,16 @@ struct alignas(2) bf16_t {
 static_assert(sizeof(half_t) == 2 && sizeof(bf16_t) == 2, "16-bit storage types");
 
 // ---------------------------------------------------------------------------------------
-// Activations. Each is a stateless struct so that kernels can be templated on it and the
-// compiler inlines `apply` into the epilogue.
+// Activations. Each is a small struct whose `apply(float) -> float` the kernels call on a
+// value `act` (`act.apply(z)`), so that the compiler inlines it into the epilogue. Every
+// kernel receives the activation's one scalar parameter as its last argument, `act_param`
+// (ABI.md), and builds its functor with `make_activation<Act>(act_param)`: leaky ReLU keeps
+// it as its slope, the others ignore it and keep a static `apply`.
+//
+// NaN and ±inf propagate as in PyTorch: no fmaxf/fminf (which drop a NaN operand), and every
+// formula is written so that its limits are PyTorch's (e.g. gelu(-inf) and silu(-inf) are
+// NaN there, from -inf * 0, and here). The table in tests/activations.rs checks each case
+// on every device.
 // ---------------------------------------------------------------------------------------
 
 /// g(z) = z.
@@ -46,9 +55,15 @@ struct Sigmoid {
     }
 };
 
-/// g(z) = max(0, z). Like Rust's `f32::max`, a NaN input gives 0.
+/// g(z) = max(0, z), with NaN kept (NaN < 0 is false, so NaN passes through).
 struct Relu {
-    __device__ __forceinline__ static float apply(float z) { return fmaxf(z, 0.0f); }
+    __device__ __forceinline__ static float apply(float z) { return z < 0.0f ? 0.0f : z; }
+};
+
+/// g(z) = z for z > 0, slope * z otherwise, as PyTorch computes it (NaN stays NaN).
+struct LeakyRelu {
+    float slope;
+    __device__ __forceinline__ float apply(float z) const { return z > 0.0f ? z : z * slope; }
 };
 
 /// g(z) = tanh(z), to about 1e-6 relative error. Written out because `tanhf` under
@@ -70,6 +85,34 @@ struct Tanh {
         return a < 0.625f ? small : large;
     }
 };
+
+/// GELU, erf form: g(z) = z * Phi(z), with CUDA's normcdff (accurate in both tails, unlike
+/// 1 + erf(z / sqrt 2) for z << 0; --use_fast_math does not replace it).
+struct Gelu {
+    __device__ __forceinline__ static float apply(float z) { return z * normcdff(z); }
+};
+
+/// GELU, tanh approximation: z/2 * (1 + tanh(u)), u = sqrt(2/pi) * (z + 0.044715 z^3),
+/// computed as z * sigmoid(2u) (the same function, without 1 + tanh(u)'s cancellation).
+struct GeluTanh {
+    __device__ __forceinline__ static float apply(float z) {
+        const float u = 0.7978845608f * fmaf(0.044715f * z * z, z, z);
+        return z * Sigmoid::apply(2.0f * u);
+    }
+};
+
+/// SiLU (swish): g(z) = z * sigmoid(z).
+struct Silu {
+    __device__ __forceinline__ static float apply(float z) { return z * Sigmoid::apply(z); }
+};
+
+/// The functor of activation `Act` for a kernel's `act_param` argument (ABI.md).
+template <typename Act> __device__ __forceinline__ Act make_activation(float /* act_param */) {
+    return Act{};
+}
+template <> __device__ __forceinline__ LeakyRelu make_activation<LeakyRelu>(float slope) {
+    return LeakyRelu{slope};
+}
 
 // ---------------------------------------------------------------------------------------
 // Storage dtype <-> f32: `to_float(x)` and `from_float<T>(f)` (round to nearest even).
@@ -182,7 +225,8 @@ __device__ __forceinline__ bool is_aligned(const void* p, unsigned bytes) {
     return (reinterpret_cast<uintptr_t>(p) & (bytes - 1)) == 0;
 }
 
-/// Sum and maximum over the 32 lanes of a warp (every lane gets the result).
+/// Sum and maximum over the 32 lanes of a warp (every lane gets the result). warp_max drops
+/// NaN (fmaxf); the softmax, its one user, carries NaN in its sums instead.
 __device__ __forceinline__ float warp_max(float x) {
 #pragma unroll
     for (int offset = 16; offset > 0; offset >>= 1)
@@ -233,8 +277,12 @@ template <int PENDING> __device__ __forceinline__ void cp_async_wait() {
 
 /// Instantiates `MACRO(act_name, ActFunctor)` for every element-wise activation, so that each
 /// kernel family lists its exported names once (see ABI.md for the names).
-#define VECPROP_FOR_EACH_ACTIVATION(MACRO, ...) \
-    MACRO(linear, ::vecprop::Linear, __VA_ARGS__)  \
-    MACRO(sigmoid, ::vecprop::Sigmoid, __VA_ARGS__) \
-    MACRO(relu, ::vecprop::Relu, __VA_ARGS__)       \
-    MACRO(tanh, ::vecprop::Tanh, __VA_ARGS__)
+#define VECPROP_FOR_EACH_ACTIVATION(MACRO, ...)          \
+    MACRO(linear, ::vecprop::Linear, __VA_ARGS__)         \
+    MACRO(sigmoid, ::vecprop::Sigmoid, __VA_ARGS__)       \
+    MACRO(relu, ::vecprop::Relu, __VA_ARGS__)             \
+    MACRO(tanh, ::vecprop::Tanh, __VA_ARGS__)             \
+    MACRO(gelu, ::vecprop::Gelu, __VA_ARGS__)             \
+    MACRO(gelu_tanh, ::vecprop::GeluTanh, __VA_ARGS__)    \
+    MACRO(silu, ::vecprop::Silu, __VA_ARGS__)             \
+    MACRO(leaky_relu, ::vecprop::LeakyRelu, __VA_ARGS__)

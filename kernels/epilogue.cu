@@ -1,11 +1,13 @@
 // epilogue.cu: the epilogue of a dense layer, in place on Z = A·W (computed by cuBLAS or
 // another GEMM):
 //
-//   bias_<act>_<dtype>(T* z, const T* bias, int rows, int cols)
+//   bias_<act>_<dtype>(T* z, const T* bias, int rows, int cols, float act_param)
 //       z[r][c] = g(z[r][c] + bias[c])            (bias may be NULL: no bias term)
+//       act_param: leaky_relu's slope, ignored by the other activations.
 //       256 threads per block, any grid (grid-stride loop).
-//   bias_softmax_<dtype>(T* z, const T* bias, int rows, int cols)
-//       each row of z becomes softmax(z_row + bias), stable (row maximum subtracted).
+//   bias_softmax_<dtype>(T* z, const T* bias, int rows, int cols, float act_param)
+//       each row of z becomes softmax(z_row + bias), stable (row maximum subtracted);
+//       act_param is ignored.
 //       One warp per row, 256 threads (8 rows) per block, grid = ceil(rows / 8).
 //
 // All arithmetic is f32; T is float, half_t or bf16_t (common.cuh). The full contract (names,
@@ -24,7 +26,7 @@ constexpr int kSoftmaxWarpsPerBlock = 8;
 /// so each thread moves 16 bytes per load/store. Otherwise a scalar path handles any shape.
 /// Indices are unsigned 32-bit: rows*cols < 2^31 (ABI.md), so i + stride cannot wrap.
 template <typename T, typename Act>
-__device__ __forceinline__ void bias_act(T* z, const T* bias, int rows, int cols) {
+__device__ __forceinline__ void bias_act(T* z, const T* bias, int rows, int cols, const Act act) {
     constexpr int V = Vec16<T>::N;
     const unsigned total = static_cast<unsigned>(rows) * static_cast<unsigned>(cols);
     const unsigned stride = blockDim.x * gridDim.x;
@@ -44,7 +46,7 @@ __device__ __forceinline__ void bias_act(T* z, const T* bias, int rows, int cols
             for (int j = 0; j < V; ++j) {
                 float v = vec_get<T>(x, j);
                 if (has_bias) v += vec_get<T>(b, j);
-                vec_set<T>(x, j, Act::apply(v));
+                vec_set<T>(x, j, act.apply(v));
             }
             zv[i] = x;
         }
@@ -52,19 +54,26 @@ __device__ __forceinline__ void bias_act(T* z, const T* bias, int rows, int cols
         for (unsigned i = first; i < total; i += stride) {
             float v = to_float(z[i]);
             if (has_bias) v += to_float(bias[i % static_cast<unsigned>(cols)]);
-            z[i] = from_float<T>(Act::apply(v));
+            z[i] = from_float<T>(act.apply(v));
         }
     }
 }
 
 /// Running (max, sum of e^(x - max)) of the values one lane has seen (online softmax).
+///
+/// NaN and inf end as in PyTorch: a NaN x makes the sum NaN (fmaxf ignores it in the max), and
+/// so does x = +inf (e^(inf - inf)); both make the whole row NaN through the warp sum. An
+/// x = -inf adds e^-inf = 0 and is skipped, since with max still -inf its e^(x - max) would
+/// be e^NaN; a row of nothing but -inf keeps max = -inf and sum = 0 in every lane, and
+/// 0 * e^(-inf - -inf) = NaN makes that row NaN too, as PyTorch's is.
 struct SoftmaxState {
     float max = -INFINITY;
     float sum = 0.0f;
     __device__ __forceinline__ void add(float x) {
         const float new_max = fmaxf(max, x);
         // While max is still -inf, e^(max - new_max) = e^-inf = 0 and sum (0) stays 0.
-        sum = sum * __expf(max - new_max) + __expf(x - new_max);
+        const float grown = sum * __expf(max - new_max) + __expf(x - new_max);
+        sum = x == -INFINITY ? sum : grown;
         max = new_max;
     }
 };
@@ -105,7 +114,8 @@ __device__ __forceinline__ void bias_softmax(T* z, const T* bias, int rows, int 
             state.add(to_float(zr[c]) + (has_bias ? to_float(bias[c]) : 0.0f));
     }
     const float row_max = warp_max(state.max);
-    // Lanes that saw nothing have max = -inf and sum = 0: they contribute 0.
+    // Lanes that saw nothing (or only -inf) have max = -inf and sum = 0: they contribute 0,
+    // unless row_max is -inf too (an all -inf row), which gives NaN as in PyTorch.
     const float row_sum = warp_sum(state.sum * __expf(state.max - row_max));
     const float inverse = 1.0f / row_sum;
 
@@ -130,14 +140,15 @@ __device__ __forceinline__ void bias_softmax(T* z, const T* bias, int rows, int 
 
 #define VECPROP_BIAS_ACT(act, Act, dtype, T)                                                   \
     extern "C" __global__ void __launch_bounds__(::vecprop::kEpilogueThreads)                  \
-        bias_##act##_##dtype(T* z, const T* bias, int rows, int cols) {                        \
-        ::vecprop::bias_act<T, Act>(z, bias, rows, cols);                                      \
+        bias_##act##_##dtype(T* z, const T* bias, int rows, int cols, float act_param) {       \
+        ::vecprop::bias_act<T, Act>(z, bias, rows, cols,                                       \
+                                    ::vecprop::make_activation<Act>(act_param));               \
     }
 
 #define VECPROP_EPILOGUE_KERNELS(dtype, T)                                                     \
     VECPROP_FOR_EACH_ACTIVATION(VECPROP_BIAS_ACT, dtype, T)                                    \
     extern "C" __global__ void __launch_bounds__(::vecprop::kEpilogueThreads)                  \
-        bias_softmax_##dtype(T* z, const T* bias, int rows, int cols) {                        \
+        bias_softmax_##dtype(T* z, const T* bias, int rows, int cols, float /* act_param */) { \
         ::vecprop::bias_softmax<T>(z, bias, rows, cols);                                       \
     }
 

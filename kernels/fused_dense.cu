@@ -1,7 +1,9 @@
 // fused_dense.cu: one dense layer in one kernel, out = g(a · w + bias).
 //
-//   fused_<act>_<dtype>(const T* a, const T* w, const T* bias, T* out, int m, int n, int k)
+//   fused_<act>_<dtype>(const T* a, const T* w, const T* bias, T* out, int m, int n, int k,
+//                       float act_param)
 //       128×128 output tile per block, 256 threads, grid (ceil(n/128), ceil(m/128)).
+//       act_param: leaky_relu's slope, ignored by the other activations.
 //   fused_small_<act>_<dtype>(same arguments)
 //       64×64 output tile per block, 128 threads, grid (ceil(n/64), ceil(m/64)).
 //
@@ -38,25 +40,28 @@ static_assert(SimtSmall::BM == 64 && SimtSmall::BN == 64 && MmaSmall::BM == 64 &
 #define VECPROP_FUSED_KERNEL(name, T, Tile, MIN_BLOCKS, body)                                   \
     extern "C" __global__ void __launch_bounds__(Tile::THREADS, MIN_BLOCKS)                     \
         name(const T* __restrict__ a, const T* __restrict__ w, const T* __restrict__ bias,      \
-             T* __restrict__ out, int m, int n, int k) {                                        \
+             T* __restrict__ out, int m, int n, int k, float act_param) {                       \
         body;                                                                                   \
     }
 
+// The activation functor built from the kernel's act_param argument (common.cuh).
+#define VECPROP_FUSED_ACT(Act) ::vecprop::make_activation<Act>(act_param)
+
 #define VECPROP_FUSED_F32(act, Act, _unused)                                                    \
     VECPROP_FUSED_KERNEL(fused_##act##_f32, float, ::vecprop::SimtLarge, 2,                     \
-                         (::vecprop::fused_dense_simt<::vecprop::SimtLarge, Act>(a, w, bias,    \
-                                                                                 out, m, n, k))) \
+                         (::vecprop::fused_dense_simt<::vecprop::SimtLarge, Act>(               \
+                             a, w, bias, out, m, n, k, VECPROP_FUSED_ACT(Act))))                \
     VECPROP_FUSED_KERNEL(fused_small_##act##_f32, float, ::vecprop::SimtSmall, 4,               \
-                         (::vecprop::fused_dense_simt<::vecprop::SimtSmall, Act>(a, w, bias,    \
-                                                                                 out, m, n, k)))
+                         (::vecprop::fused_dense_simt<::vecprop::SimtSmall, Act>(               \
+                             a, w, bias, out, m, n, k, VECPROP_FUSED_ACT(Act))))
 
 #define VECPROP_FUSED_16BIT(act, Act, dtype, T)                                                 \
     VECPROP_FUSED_KERNEL(fused_##act##_##dtype, T, ::vecprop::MmaLarge, 2,                      \
-                         (::vecprop::fused_dense_mma<::vecprop::MmaLarge, T, Act>(a, w, bias,   \
-                                                                                 out, m, n, k))) \
+                         (::vecprop::fused_dense_mma<::vecprop::MmaLarge, T, Act>(              \
+                             a, w, bias, out, m, n, k, VECPROP_FUSED_ACT(Act))))                \
     VECPROP_FUSED_KERNEL(fused_small_##act##_##dtype, T, ::vecprop::MmaSmall, 4,                \
-                         (::vecprop::fused_dense_mma<::vecprop::MmaSmall, T, Act>(a, w, bias,   \
-                                                                                 out, m, n, k)))
+                         (::vecprop::fused_dense_mma<::vecprop::MmaSmall, T, Act>(              \
+                             a, w, bias, out, m, n, k, VECPROP_FUSED_ACT(Act))))
 
 VECPROP_FOR_EACH_ACTIVATION(VECPROP_FUSED_F32, f32)
 VECPROP_FOR_EACH_ACTIVATION(VECPROP_FUSED_16BIT, f16, ::vecprop::half_t)

@@ -204,12 +204,12 @@ __device__ __forceinline__ void mma_compute_stage(
     }
 }
 
-/// out = Act(a·w + bias) for the block's tile. Launch: Tile::THREADS threads,
+/// out = act(a·w + bias) for the block's tile. Launch: Tile::THREADS threads,
 /// grid (ceil(n/BN), ceil(m/BM)).
 template <typename Tile, typename T, typename Act>
 __device__ __forceinline__ void fused_dense_mma(const T* __restrict__ a, const T* __restrict__ w,
                                                 const T* __restrict__ bias, T* __restrict__ out,
-                                                int m, int n, int k) {
+                                                int m, int n, int k, const Act act) {
     static_assert(sizeof(T) == 2, "tensor-core path is for 16-bit dtypes");
     __shared__ __align__(128) MmaShared<Tile> smem;
 
@@ -276,8 +276,8 @@ __device__ __forceinline__ void fused_dense_mma(const T* __restrict__ a, const T
 #pragma unroll
             for (int ni = 0; ni < Tile::N_FRAGS; ++ni) {
                 const int col = block_col + warp_col + ni * 8 + 2 * (lane % 4);
-                const float v0 = Act::apply(acc[mi][ni][2 * half + 0] + bias_regs[ni][0]);
-                const float v1 = Act::apply(acc[mi][ni][2 * half + 1] + bias_regs[ni][1]);
+                const float v0 = act.apply(acc[mi][ni][2 * half + 0] + bias_regs[ni][0]);
+                const float v1 = act.apply(acc[mi][ni][2 * half + 1] + bias_regs[ni][1]);
                 if (pair_store) {
                     // n even and col even: col < n implies col + 1 < n.
                     if (col < n) *reinterpret_cast<uint32_t*>(out_row + col) = pack2<T>(v0, v1);

@@ -102,13 +102,14 @@ __device__ __forceinline__ void simt_load_stage(SimtShared<Tile>& s, int stage, 
     }
 }
 
-/// out = Act(a·w + bias) for the block's tile. Launch: Tile::THREADS threads,
+/// out = act(a·w + bias) for the block's tile. Launch: Tile::THREADS threads,
 /// grid (ceil(n/BN), ceil(m/BM)).
 template <typename Tile, typename Act>
 __device__ __forceinline__ void fused_dense_simt(const float* __restrict__ a,
                                                  const float* __restrict__ w,
                                                  const float* __restrict__ bias,
-                                                 float* __restrict__ out, int m, int n, int k) {
+                                                 float* __restrict__ out, int m, int n, int k,
+                                                 const Act act) {
     constexpr int TM = Tile::TM, TN = Tile::TN, BK = Tile::BK, STAGES = Tile::STAGES;
     __shared__ __align__(16) SimtShared<Tile> smem;
 
@@ -186,10 +187,10 @@ __device__ __forceinline__ void fused_dense_simt(const float* __restrict__ a,
         for (int h = 0; h < Tile::N_GROUPS; ++h) {
             const int col = block_col + h * Tile::N_GROUP_STRIDE + thread_col * 4;
             float4 v;
-            v.x = Act::apply(acc[i][h * 4 + 0] + bias_regs[h * 4 + 0]);
-            v.y = Act::apply(acc[i][h * 4 + 1] + bias_regs[h * 4 + 1]);
-            v.z = Act::apply(acc[i][h * 4 + 2] + bias_regs[h * 4 + 2]);
-            v.w = Act::apply(acc[i][h * 4 + 3] + bias_regs[h * 4 + 3]);
+            v.x = act.apply(acc[i][h * 4 + 0] + bias_regs[h * 4 + 0]);
+            v.y = act.apply(acc[i][h * 4 + 1] + bias_regs[h * 4 + 1]);
+            v.z = act.apply(acc[i][h * 4 + 2] + bias_regs[h * 4 + 2]);
+            v.w = act.apply(acc[i][h * 4 + 3] + bias_regs[h * 4 + 3]);
             if (out_vec) {
                 if (col < n) *reinterpret_cast<float4*>(out_row + col) = v;  // all 4 or none
             } else {

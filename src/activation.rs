@@ -1,18 +1,30 @@
 //! Activation functions `g`, applied after `Z = A·W + B`.
 //!
-//! This is the one definition of each activation on the CPU. The CUDA kernels have their
-//! own in `kernels/common.cuh`; the CUDA parity tests check the two against each other.
+//! This is the one definition of each activation on the CPU (the scalar functions such as
+//! [`gelu`] and [`exp`] are below). The CUDA kernels have their own in `kernels/common.cuh`; the table of
+//! (activation, input, expected) cases in `tests/activations.rs` runs through both.
 //!
-//! Everything here is written so that the compiler can vectorise it: no branches that
-//! depend on the data except selects, and an `exp` of our own ([`exp`]) instead of libm's,
-//! accurate to about 2 ulp and free of NaN for any finite input.
+//! NaN and ±∞ propagate as in PyTorch: `relu(NaN)` is NaN, `sigmoid(±∞)` is 1 or 0,
+//! a softmax row that holds a NaN or a `+∞` is all NaN.
+
+mod math;
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
 
+pub use math::{erfc_nonnegative, exp, gelu, gelu_tanh, leaky_relu, relu, sigmoid, silu, tanh};
+
+/// The slope of [`Activation::LeakyRelu`] when none is given: PyTorch's default.
+pub const DEFAULT_LEAKY_RELU_SLOPE: f32 = 0.01;
+
 /// The function `g` a dense layer applies to `Z`.
+///
+/// Names (for model metadata and `--activations`) are the lowercase variant names;
+/// `leaky_relu:0.2` gives a leaky ReLU of slope 0.2 (`leaky_relu` alone has slope 0.01).
+/// [`Display`](fmt::Display) writes the name back in the same form.
 ///
 /// ```
 /// use vecprop::Activation;
@@ -20,15 +32,24 @@ use crate::error::{Error, Result};
 /// assert_eq!(g.apply(0.0), 0.5);
 /// assert_eq!(g.apply(-1000.0), 0.0); // stable for any finite input
 ///
+/// let leaky: Activation = "leaky_relu:0.2".parse().unwrap();
+/// assert_eq!(leaky, Activation::LeakyRelu { slope: 0.2 });
+/// assert_eq!(leaky.apply(-2.0), -0.4);
+/// assert_eq!(leaky.to_string(), "leaky_relu:0.2");
+/// assert!(Activation::Relu.apply(f32::NAN).is_nan()); // NaN in, NaN out
+///
 /// let mut row = [1.0, 2.0, 3.0];
 /// Activation::Softmax.apply_row(&mut row);
 /// assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// Equality and hashing compare a leaky ReLU's slope by its bits, so `Activation` is `Eq`
+/// and `Hash` (a kernel-choice or cache key) although it holds an `f32`.
+#[derive(Debug, Clone, Copy)]
 pub enum Activation {
     /// `1 / (1 + e^-z)`.
     Sigmoid,
-    /// `max(0, z)`.
+    /// `max(0, z)`, NaN kept.
     Relu,
     /// `tanh(z)`.
     Tanh,
@@ -36,19 +57,42 @@ pub enum Activation {
     Linear,
     /// Row-wise `e^z_i / Σ_j e^z_j`, computed with the row maximum subtracted.
     Softmax,
+    /// GELU in its exact form, `z · Φ(z) = z/2 · (1 + erf(z/√2))` (PyTorch's `nn.GELU()`).
+    Gelu,
+    /// GELU's tanh approximation, `z/2 · (1 + tanh(√(2/π)(z + 0.044715 z³)))`
+    /// (PyTorch's `nn.GELU(approximate="tanh")`). cuBLASLt's GELU epilogues compute this
+    /// form (PyTorch falls back to `gelu(approximate="tanh")` where it cannot use them), so
+    /// they can serve `gelu_tanh` but not `gelu`.
+    GeluTanh,
+    /// SiLU or swish, `z · sigmoid(z)` (PyTorch's `nn.SiLU()`).
+    Silu,
+    /// `z` for `z > 0`, `slope · z` otherwise (PyTorch's `nn.LeakyReLU(slope)`).
+    LeakyRelu {
+        /// The factor for non-positive inputs; [`DEFAULT_LEAKY_RELU_SLOPE`] by default.
+        slope: f32,
+    },
 }
 
 impl Activation {
-    /// Every activation, in a fixed order (for tests that run each one).
-    pub const ALL: [Activation; 5] = [
+    /// Every activation, in a fixed order (for tests that run each one); leaky ReLU with
+    /// its default slope.
+    pub const ALL: [Activation; 9] = [
         Activation::Sigmoid,
         Activation::Relu,
         Activation::Tanh,
         Activation::Linear,
         Activation::Softmax,
+        Activation::Gelu,
+        Activation::GeluTanh,
+        Activation::Silu,
+        Activation::LeakyRelu {
+            slope: DEFAULT_LEAKY_RELU_SLOPE,
+        },
     ];
 
-    /// The lowercase name used in model files, kernel names and the CLI.
+    /// The lowercase name of the function, without its parameter: the name in kernel names
+    /// (`fused_leaky_relu_f32` serves every slope). [`Display`](fmt::Display) adds the
+    /// parameter where it is not the default, and that form parses back.
     pub fn name(self) -> &'static str {
         match self {
             Activation::Sigmoid => "sigmoid",
@@ -56,6 +100,19 @@ impl Activation {
             Activation::Tanh => "tanh",
             Activation::Linear => "linear",
             Activation::Softmax => "softmax",
+            Activation::Gelu => "gelu",
+            Activation::GeluTanh => "gelu_tanh",
+            Activation::Silu => "silu",
+            Activation::LeakyRelu { .. } => "leaky_relu",
+        }
+    }
+
+    /// The activation's one scalar parameter as the kernels receive it (`act_param` in
+    /// kernels/ABI.md): the slope of a leaky ReLU, 0 for every other activation.
+    pub fn parameter(self) -> f32 {
+        match self {
+            Activation::LeakyRelu { slope } => slope,
+            _ => 0.0,
         }
     }
 
@@ -66,15 +123,24 @@ impl Activation {
 
     /// `g(z)` for one element.
     ///
-    /// Softmax of a single element is 1 (a row of one); use [`Activation::apply_row`] for rows.
+    /// Softmax of a single element is 1 (a row of one), NaN for `z` NaN or ±∞ as in
+    /// PyTorch; use [`Activation::apply_row`] for rows.
     #[inline(always)]
     pub fn apply(self, z: f32) -> f32 {
         match self {
             Activation::Sigmoid => sigmoid(z),
-            Activation::Relu => z.max(0.0),
+            Activation::Relu => relu(z),
             Activation::Tanh => tanh(z),
             Activation::Linear => z,
-            Activation::Softmax => 1.0,
+            Activation::Softmax => {
+                let mut row = [z];
+                softmax_row(&mut row, None);
+                row[0]
+            }
+            Activation::Gelu => gelu(z),
+            Activation::GeluTanh => gelu_tanh(z),
+            Activation::Silu => silu(z),
+            Activation::LeakyRelu { slope } => leaky_relu(z, slope),
         }
     }
 
@@ -100,10 +166,14 @@ impl Activation {
         }
         match self {
             Activation::Sigmoid => map_row(row, bias, sigmoid),
-            Activation::Relu => map_row(row, bias, |z| z.max(0.0)),
+            Activation::Relu => map_row(row, bias, relu),
             Activation::Tanh => map_row(row, bias, tanh),
             Activation::Linear => map_row(row, bias, |z| z),
             Activation::Softmax => softmax_row(row, bias),
+            Activation::Gelu => map_row(row, bias, gelu),
+            Activation::GeluTanh => map_row(row, bias, gelu_tanh),
+            Activation::Silu => map_row(row, bias, silu),
+            Activation::LeakyRelu { slope } => map_row(row, bias, |z| leaky_relu(z, slope)),
         }
     }
 }
@@ -127,98 +197,74 @@ fn softmax_row(row: &mut [f32], bias: Option<&[f32]>) {
     map_row(row, None, |e| e * inverse);
 }
 
-/// The logistic sigmoid, stable for any finite input: `e^-z` overflows to infinity for
-/// very negative `z`, and `1 / (1 + ∞)` is exactly 0, never NaN.
-#[inline(always)]
-pub fn sigmoid(z: f32) -> f32 {
-    1.0 / (1.0 + exp(-z))
-}
-
-/// `tanh(z)`, branch-free so that loops over it vectorise (libm's `tanhf` does not).
-///
-/// Cephes' `tanhf`: an odd polynomial for `|z| < 0.625`, where `1 - 2/(e^2|z| + 1)` would
-/// lose digits to cancellation, and that formula with the sign restored elsewhere. Both
-/// are computed and one is selected.
-#[inline(always)]
-pub fn tanh(z: f32) -> f32 {
-    let magnitude = z.abs();
-    let large = (1.0 - 2.0 / (exp(2.0 * magnitude) + 1.0)).copysign(z);
-    let z2 = z * z;
-    let mut p = -5.704_988_7e-3_f32;
-    p = p * z2 + 2.063_909e-2;
-    p = p * z2 - 5.373_971_6e-2;
-    p = p * z2 + 1.333_144_2e-1;
-    p = p * z2 - 3.333_328e-1;
-    let small = p * z2 * z + z;
-    if magnitude < 0.625 {
-        small
-    } else {
-        large
+impl Activation {
+    /// What equality and hashing compare: the name and the parameter's bits.
+    fn identity(self) -> (&'static str, u32) {
+        (self.name(), self.parameter().to_bits())
     }
 }
 
-/// `e^x` in f32, to about 2 ulp, branch-free so that loops over it vectorise.
-///
-/// Range reduction `x = n·ln2 + r` with `|r| ≤ ln2/2`, a degree-7 polynomial for `e^r`
-/// (Cephes' `expf` coefficients) in fused multiply-adds, and `2^n` built from its exponent
-/// bits. Overflows to `+∞` from about 88.4 (where `n` reaches 128, the exponent of ∞),
-/// flushes to 0 below about -87.34, and passes NaN through (`clamp` keeps NaN).
-///
-/// The fused multiply-adds are single instructions where the code is compiled for FMA, as
-/// the CPU epilogue is (through `pulp`); elsewhere they are exact software calls.
-#[inline(always)]
-pub fn exp(x: f32) -> f32 {
-    const LOG2_E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    const MAX_INPUT: f32 = 88.722_83;
-    const MIN_INPUT: f32 = -87.336_55;
-    // Adding then subtracting 1.5·2^23 rounds to the nearest integer without `round()`,
-    // which has no SSE2 instruction and would stop vectorisation.
-    const ROUNDING: f32 = 12_582_912.0;
+impl PartialEq for Activation {
+    fn eq(&self, other: &Self) -> bool {
+        self.identity() == other.identity()
+    }
+}
 
-    let clamped = x.clamp(MIN_INPUT, MAX_INPUT);
-    let n = clamped.mul_add(LOG2_E, ROUNDING) - ROUNDING;
-    let r = n.mul_add(-LN2_HI, clamped);
-    let r = n.mul_add(-LN2_LO, r);
-    let mut p = 1.987_569_1e-4_f32;
-    p = p.mul_add(r, 1.398_199_9e-3);
-    p = p.mul_add(r, 8.333_452e-3);
-    p = p.mul_add(r, 4.166_579_6e-2);
-    p = p.mul_add(r, 1.666_666_5e-1);
-    p = p.mul_add(r, 0.5);
-    let e_r = (p * r).mul_add(r, r) + 1.0;
-    // 2^n from its exponent bits. Adding 2^23 + 127 puts the integer n + 127 (1..=255 here)
-    // in the low mantissa bits; shifting left by 23 moves it into the exponent field and
-    // shifts the rest out. No float-to-int conversion, which would not vectorise as well.
-    let two_to_n = f32::from_bits((n + 8_388_735.0).to_bits() << 23);
-    let result = e_r * two_to_n;
-    if x < MIN_INPUT {
-        0.0
-    } else {
-        result
+impl Eq for Activation {}
+
+impl Hash for Activation {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.identity().hash(state);
     }
 }
 
 impl fmt::Display for Activation {
+    /// The name, with `:<slope>` for a leaky ReLU whose slope is not the default; it parses
+    /// back to the same activation (f32's `Display` is the shortest exact form).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        match *self {
+            Activation::LeakyRelu { slope } if slope != DEFAULT_LEAKY_RELU_SLOPE => {
+                write!(f, "{}:{slope}", self.name())
+            }
+            _ => f.write_str(self.name()),
+        }
     }
 }
 
 impl FromStr for Activation {
     type Err = Error;
 
+    /// A name as [`Activation::name`] gives it, in any case, and for a leaky ReLU an
+    /// optional `:<slope>` (a finite number), e.g. `leaky_relu:0.2`.
     fn from_str(s: &str) -> Result<Self> {
-        let name = s.trim().to_ascii_lowercase();
-        Activation::ALL
+        let spec = s.trim();
+        let lowercase = spec.to_ascii_lowercase();
+        let (name, parameter) = match lowercase.split_once(':') {
+            Some((name, parameter)) => (name.trim(), Some(parameter.trim())),
+            None => (lowercase.as_str(), None),
+        };
+        let activation = Activation::ALL
             .into_iter()
             .find(|a| a.name() == name)
-            .ok_or_else(|| Error::UnknownActivation(s.trim().to_string()))
+            .ok_or_else(|| Error::UnknownActivation(spec.to_string()))?;
+        let invalid = |reason: String| Error::InvalidActivation {
+            spec: spec.to_string(),
+            reason,
+        };
+        match (activation, parameter) {
+            (_, None) => Ok(activation),
+            (Activation::LeakyRelu { .. }, Some(slope)) => match slope.parse::<f32>() {
+                Ok(slope) if slope.is_finite() => Ok(Activation::LeakyRelu { slope }),
+                _ => Err(invalid(format!(
+                    "the slope `{slope}` is not a finite number"
+                ))),
+            },
+            (_, Some(_)) => Err(invalid(format!("{name} takes no parameter"))),
+        }
     }
 }
 
-/// Parses a comma-separated list such as `"sigmoid,relu,linear"`.
+/// Parses a comma-separated list such as `"sigmoid,leaky_relu:0.2,linear"`.
 pub fn parse_list(list: &str) -> Result<Vec<Activation>> {
     list.split(',').map(str::parse).collect()
 }
@@ -226,64 +272,6 @@ pub fn parse_list(list: &str) -> Result<Vec<Activation>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn relative_error(got: f32, want: f64) -> f64 {
-        (got as f64 - want).abs() / want.abs().max(f64::MIN_POSITIVE)
-    }
-
-    #[test]
-    fn exp_is_accurate_to_a_few_ulp_across_its_range() {
-        let mut x = -87.0_f32;
-        while x < 88.0 {
-            let err = relative_error(exp(x), (x as f64).exp());
-            assert!(err < 3e-7, "exp({x}) off by {err:e}");
-            x += 0.0137;
-        }
-    }
-
-    #[test]
-    fn tanh_is_accurate_near_zero_and_saturates() {
-        let mut z = -12.0_f32;
-        while z < 12.0 {
-            let want = (z as f64).tanh();
-            let err = (tanh(z) as f64 - want).abs() / want.abs().max(1e-30);
-            assert!(err < 5e-7, "tanh({z}) off by {err:e}");
-            z += 0.00731;
-        }
-        assert_eq!(tanh(1e-30), 1e-30);
-        assert_eq!(tanh(100.0), 1.0);
-        assert_eq!(tanh(-f32::MAX), -1.0);
-        assert!(tanh(f32::NAN).is_nan());
-    }
-
-    #[test]
-    fn exp_saturates_and_keeps_nan() {
-        assert_eq!(exp(100.0), f32::INFINITY);
-        assert_eq!(exp(-100.0), 0.0);
-        assert_eq!(exp(f32::INFINITY), f32::INFINITY);
-        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
-        assert!(exp(f32::NAN).is_nan());
-    }
-
-    #[test]
-    fn sigmoid_is_finite_and_monotone_for_extreme_inputs() {
-        for z in [
-            -f32::MAX,
-            -1e6,
-            -200.0,
-            -88.0,
-            0.0,
-            88.0,
-            200.0,
-            1e6,
-            f32::MAX,
-        ] {
-            let s = sigmoid(z);
-            assert!((0.0..=1.0).contains(&s), "sigmoid({z}) = {s}");
-        }
-        assert_eq!(sigmoid(-200.0), 0.0);
-        assert_eq!(sigmoid(200.0), 1.0);
-    }
 
     #[test]
     fn softmax_is_stable_for_large_inputs() {
@@ -297,18 +285,92 @@ mod tests {
         let mut row = [1.0, -1.0];
         Activation::Relu.apply_row_with_bias(&mut row, Some(&[-2.0, 3.0]));
         assert_eq!(row, [0.0, 2.0]);
+        let mut row = [1.0, -1.0];
+        Activation::LeakyRelu { slope: 0.5 }.apply_row_with_bias(&mut row, Some(&[-2.0, 3.0]));
+        assert_eq!(row, [-0.5, 2.0]);
     }
 
     #[test]
-    fn names_parse_and_unknown_names_are_errors() {
-        for a in Activation::ALL {
-            assert_eq!(a.name().parse::<Activation>().unwrap(), a);
+    fn the_row_path_and_the_scalar_path_agree() {
+        let zs: Vec<f32> = (-40..=40).map(|i| i as f32 * 0.37).collect();
+        for activation in Activation::ALL.into_iter().filter(|a| a.is_elementwise()) {
+            let mut row = zs.clone();
+            activation.apply_row(&mut row);
+            for (&z, &got) in zs.iter().zip(&row) {
+                assert_eq!(
+                    got.to_bits(),
+                    activation.apply(z).to_bits(),
+                    "{activation}({z})"
+                );
+            }
         }
+    }
+
+    #[test]
+    fn names_round_trip_and_unknown_names_are_errors() {
+        let leaky = |slope| Activation::LeakyRelu { slope };
+        for a in
+            Activation::ALL
+                .into_iter()
+                .chain([leaky(0.2), leaky(-1.5), leaky(0.0), leaky(1e-7)])
+        {
+            assert_eq!(a.to_string().parse::<Activation>().unwrap(), a, "{a}");
+        }
+        assert_eq!(leaky(DEFAULT_LEAKY_RELU_SLOPE).to_string(), "leaky_relu");
+        assert_eq!(leaky(0.2).to_string(), "leaky_relu:0.2");
+        assert_eq!(leaky(0.2).name(), "leaky_relu");
+        assert_eq!(
+            " GELU_Tanh ".parse::<Activation>().unwrap(),
+            Activation::GeluTanh
+        );
         let err = "swish".parse::<Activation>().unwrap_err();
         assert!(err.to_string().contains("unknown activation `swish`"));
+        assert!(err.to_string().contains("leaky_relu[:slope]"), "{err}");
         assert_eq!(
-            parse_list("sigmoid, relu,linear").unwrap(),
-            vec![Activation::Sigmoid, Activation::Relu, Activation::Linear]
+            parse_list("sigmoid, leaky_relu:0.25,gelu,silu,linear").unwrap(),
+            vec![
+                Activation::Sigmoid,
+                leaky(0.25),
+                Activation::Gelu,
+                Activation::Silu,
+                Activation::Linear
+            ]
         );
+    }
+
+    #[test]
+    fn equality_and_hashing_see_the_slope() {
+        use std::collections::HashSet;
+        let set: HashSet<Activation> = [
+            Activation::Relu,
+            Activation::LeakyRelu { slope: 0.01 },
+            Activation::LeakyRelu { slope: 0.2 },
+            Activation::LeakyRelu { slope: 0.2 },
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(set.len(), 3);
+        assert_ne!(Activation::Gelu, Activation::GeluTanh);
+    }
+
+    #[test]
+    fn bad_parameters_are_errors_that_name_the_entry() {
+        for (spec, reason) in [
+            ("leaky_relu:abc", "the slope `abc` is not a finite number"),
+            ("leaky_relu:nan", "the slope `nan` is not a finite number"),
+            ("leaky_relu:inf", "the slope `inf` is not a finite number"),
+            ("leaky_relu:", "the slope `` is not a finite number"),
+            ("relu:0.2", "relu takes no parameter"),
+        ] {
+            let err = spec.parse::<Activation>().unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("`{spec}`")) && err.contains(reason),
+                "{err}"
+            );
+        }
+        assert!(matches!(
+            "elu:1".parse::<Activation>(),
+            Err(Error::UnknownActivation(_))
+        ));
     }
 }

@@ -73,8 +73,20 @@ pub enum Error {
     },
 
     /// An activation name that vecprop does not know.
-    #[error("unknown activation `{0}` (expected one of: sigmoid, relu, tanh, linear, softmax)")]
+    #[error(
+        "unknown activation `{0}` (expected one of: sigmoid, relu, tanh, linear, softmax, gelu, \
+         gelu_tanh, silu, leaky_relu[:slope])"
+    )]
     UnknownActivation(String),
+
+    /// A known activation with a parameter it cannot take, e.g. `leaky_relu:abc` or `relu:0.2`.
+    #[error("invalid activation `{spec}`: {reason}")]
+    InvalidActivation {
+        /// The entry as written.
+        spec: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 
     /// The number of activations does not match the number of dense layers.
     #[error(

@@ -135,8 +135,8 @@ fn infer_failures_leave_no_output() {
         "1 dense layers but 2 activations",
     );
     assert_fails(
-        &infer(dir.path(), &["--activations", "gelu"]),
-        "unknown activation `gelu`",
+        &infer(dir.path(), &["--activations", "swish"]),
+        "unknown activation `swish`",
     );
     assert_fails(
         &infer(dir.path(), &["--kernel", "magic"]),

@@ -136,10 +136,10 @@ pub fn save_model(network: &Network, path: impl AsRef<Path>) -> Result<()> {
         })
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(invalid)?;
-    let activations: Vec<&str> = network
+    let activations: Vec<String> = network
         .layers()
         .iter()
-        .map(|l| l.activation().name())
+        .map(|l| l.activation().to_string())
         .collect();
     let metadata = HashMap::from([
         (ACTIVATIONS_KEY.to_string(), activations.join(",")),

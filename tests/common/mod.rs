@@ -72,9 +72,23 @@ pub fn worked_example() -> (Network, Array2<f32>) {
 pub fn activation_f64(activation: Activation, row: &mut [f64]) {
     match activation {
         Activation::Sigmoid => row.iter_mut().for_each(|z| *z = 1.0 / (1.0 + (-*z).exp())),
-        Activation::Relu => row.iter_mut().for_each(|z| *z = z.max(0.0)),
+        Activation::Relu => row
+            .iter_mut()
+            .for_each(|z| *z = if *z < 0.0 { 0.0 } else { *z }),
         Activation::Tanh => row.iter_mut().for_each(|z| *z = z.tanh()),
         Activation::Linear => {}
+        Activation::Gelu => row
+            .iter_mut()
+            .for_each(|z| *z = 0.5 * *z * libm::erfc(-*z / std::f64::consts::SQRT_2)),
+        // z/2 · (1 + tanh(u)) written as z / (1 + e^-2u), exact in both tails.
+        Activation::GeluTanh => row.iter_mut().for_each(|z| {
+            let u = (2.0 / std::f64::consts::PI).sqrt() * (*z + 0.044715 * z.powi(3));
+            *z /= 1.0 + (-2.0 * u).exp();
+        }),
+        Activation::Silu => row.iter_mut().for_each(|z| *z /= 1.0 + (-*z).exp()),
+        Activation::LeakyRelu { slope } => row
+            .iter_mut()
+            .for_each(|z| *z = if *z > 0.0 { *z } else { *z * slope as f64 }),
         Activation::Softmax => {
             let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             row.iter_mut().for_each(|z| *z = (*z - max).exp());

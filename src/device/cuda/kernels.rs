@@ -221,18 +221,19 @@ pub(crate) fn bias_activation<T: GpuElement>(
         shared_mem_bytes: 0,
     };
     let null: u64 = 0;
+    let act_param = activation.parameter();
     let mut launch = stream.launch_builder(&function);
     launch.arg(z);
     match bias {
         Some(bias) => launch.arg(bias),
         None => launch.arg(&null),
     };
-    launch.arg(&rows_i).arg(&cols_i);
+    launch.arg(&rows_i).arg(&cols_i).arg(&act_param);
     // SAFETY:
     // 1. The arguments match ABI.md's `bias_<act>_<dtype>(T* z, const T* bias, int rows,
-    //    int cols)` in order and type: two device pointers of `T` (the kernel was looked up
-    //    by `T::DTYPE`, so its `T` is ours), or NULL for the bias, which the ABI allows,
-    //    then two `i32`s.
+    //    int cols, float act_param)` in order and type: two device pointers of `T` (the
+    //    kernel was looked up by `T::DTYPE`, so its `T` is ours), or NULL for the bias, which
+    //    the ABI allows, then two `i32`s and an `f32`.
     // 2. `z` holds at least rows × cols elements and `bias` (when given) at least cols,
     //    checked above; rows × cols fits an `int`. The kernel touches nothing else.
     // 3. The buffers outlive the launch in stream order: they are borrowed here, cudarc's
@@ -281,6 +282,7 @@ pub(crate) fn fused_dense<T: GpuElement>(
     }
     let function = kernels.get(op, activation, T::DTYPE)?;
     let (tile, threads) = op.fused_tile();
+    let act_param = activation.parameter();
     let grid_x = u32::try_from(n.div_ceil(tile as usize)).unwrap_or(u32::MAX);
     let grid_y = u32::try_from(m.div_ceil(tile as usize)).unwrap_or(u32::MAX);
     if grid_y > 65_535 {
@@ -301,11 +303,12 @@ pub(crate) fn fused_dense<T: GpuElement>(
         .arg(out)
         .arg(&m_i)
         .arg(&n_i)
-        .arg(&k_i);
+        .arg(&k_i)
+        .arg(&act_param);
     // SAFETY:
     // 1. The arguments match ABI.md's `fused_*_<act>_<dtype>(const T* a, const T* w,
-    //    const T* bias, T* out, int m, int n, int k)` in order and type; the kernel was
-    //    looked up by `T::DTYPE`, so its `T` is ours. The bias is never NULL here.
+    //    const T* bias, T* out, int m, int n, int k, float act_param)` in order and type;
+    //    the kernel was looked up by `T::DTYPE`, so its `T` is ours. The bias is never NULL.
     // 2. `a` ≥ m·k, `w` ≥ k·n, `bias` ≥ n and `out` ≥ m·n elements, checked above, and each
     //    product fits an `int`; the ABI's kernels are bounds-checked for any shape, so they
     //    touch nothing outside those ranges. `out` is a `&mut` view, so it aliases no input.
@@ -341,6 +344,15 @@ mod tests {
             "fused_small_linear_f32"
         );
         assert!(kernel_name(KernelOp::Fused, Activation::Softmax, DType::F32).is_err());
+        // One kernel serves every slope: the slope is its `act_param` argument.
+        assert_eq!(
+            name(
+                KernelOp::Fused,
+                Activation::LeakyRelu { slope: 0.2 },
+                DType::BF16
+            ),
+            "fused_leaky_relu_bf16"
+        );
     }
 
     #[test]
