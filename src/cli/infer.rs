@@ -1,6 +1,6 @@
 //! `vecprop infer`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -12,10 +12,13 @@ pub struct Args {
     /// The model, a safetensors file.
     #[arg(long, value_name = "FILE")]
     model: PathBuf,
-    /// The input batch: a 2-D .npy file (float32 or float64), one example per row.
+    /// The input batch: a 2-D .npy file (float32 or float64), one example per row; `-` reads
+    /// it from stdin. Pipes are read front to back.
     #[arg(long, value_name = "FILE")]
     input: PathBuf,
-    /// Where to write the outputs (.npy, float32). Written atomically.
+    /// Where to write the outputs (.npy, float32): written to a private temporary file and
+    /// renamed into place when complete. `-` writes to stdout; a FIFO or a device is written
+    /// directly.
     #[arg(long, value_name = "FILE")]
     output: PathBuf,
     /// cpu, cuda or cuda:N.
@@ -40,14 +43,23 @@ pub struct Args {
 
 /// Streams the input through the model into the output file.
 pub fn run(args: Args) -> Result<()> {
+    io::remove_temporary_files_on_signals()?;
+    let input = if args.input.as_os_str() == "-" {
+        PathBuf::from("/dev/stdin")
+    } else {
+        args.input.clone()
+    };
+    io::refuse_same_file(&args.output, &[("input", &input), ("model", &args.model)])?;
     let activations = super::parse_activations(args.activations.as_deref())?;
     let dtype = args.dtype.as_deref().map(str::parse::<DType>).transpose()?;
     let strategy: Strategy = args.kernel.parse()?;
     let device = super::parse_device(&args.device)?;
     let network = io::load_model(&args.model, activations.as_deref())?;
+    let batch = batch_rows(&input, args.batch_size)?;
+    super::memory::check_batch_fits(&network, batch, args.batch_size)?;
     let tuning = super::tuning_cache(&device, &args.model);
     let options = PlanOptions {
-        max_batch: args.batch_size,
+        max_batch: batch,
         dtype,
         strategy,
         tuning: tuning.clone(),
@@ -64,7 +76,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut chunks = 0usize;
     let (rows, cols) = io::forward_npy(
         &plan,
-        &args.input,
+        &input,
         &args.output,
         args.batch_size,
         |done, total| {
@@ -84,12 +96,26 @@ pub fn run(args: Args) -> Result<()> {
     )?;
     bar.finish_and_clear();
     if !args.quiet {
+        let output = if args.output.as_os_str() == "-" {
+            "<stdout>".into()
+        } else {
+            args.output.display().to_string()
+        };
         eprintln!(
-            "wrote {} ({rows} x {cols}) in {:.3} s on {}",
-            args.output.display(),
+            "wrote {output} ({rows} x {cols}) in {:.3} s on {}",
             started.elapsed().as_secs_f64(),
             device.name()
         );
     }
     Ok(())
+}
+
+/// Rows per chunk: `--batch-size`, but no more than a regular input file holds, so buffers
+/// are sized by the rows that exist. A pipe's rows are not known before reading it.
+fn batch_rows(input: &Path, batch_size: usize) -> Result<usize> {
+    if batch_size == 0 || !std::fs::metadata(input).is_ok_and(|m| m.is_file()) {
+        return Ok(batch_size);
+    }
+    let rows = io::NpyReader::open(input)?.rows();
+    Ok(batch_size.min(rows.max(1)))
 }

@@ -14,7 +14,7 @@ use ndarray::{Array2, ArrayBase, Data, Ix2};
 
 use crate::error::Result;
 
-pub use header::NpyDType;
+pub use header::{Header as NpyHeader, NpyDType, MAX_HEADER_LEN, MAX_NESTING};
 pub use reader::NpyReader;
 pub use writer::NpyWriter;
 
