@@ -59,12 +59,16 @@ impl fmt::Display for NpyDType {
 /// ```
 /// use vecprop::io::npy::{NpyDType, NpyHeader};
 ///
-/// let mut bytes = b"\x93NUMPY\x01\x00\x46\x00".to_vec();
-/// bytes.extend(b"{'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), }");
-/// bytes.resize(bytes.len() + 9, b' ');
-/// bytes.push(b'\n');
-/// let (header, data_offset) = NpyHeader::read_from(std::path::Path::new("x.npy"), &mut &bytes[..])?;
-/// assert_eq!((header.rows, header.cols, header.dtype, data_offset), (3, 4, NpyDType::F8, 80));
+/// let text = "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), }\n";
+/// let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+/// bytes.extend((text.len() as u16).to_le_bytes());
+/// bytes.extend(text.as_bytes());
+/// bytes.extend([0u8; 3 * 4 * 8]);
+/// let mut stream = &bytes[..];
+/// let (header, data_offset) = NpyHeader::read_from(std::path::Path::new("x.npy"), &mut stream)?;
+/// assert_eq!((header.rows, header.cols, header.dtype), (3, 4, NpyDType::F8));
+/// assert_eq!(data_offset, 10 + text.len() as u64);
+/// assert_eq!(stream.len(), 3 * 4 * 8); // the stream stands at the data
 /// # Ok::<(), vecprop::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]

@@ -38,7 +38,7 @@ pub fn write_npy<S: Data<Elem = f32>>(
     path: impl AsRef<Path>,
     array: &ArrayBase<S, Ix2>,
 ) -> Result<()> {
-    let mut writer = NpyWriter::create(path, array.ncols())?;
+    let mut writer = NpyWriter::create_with_rows(path, array.ncols(), array.nrows())?;
     writer.write_rows(array.view())?;
     writer.finish().map(|_| ())
 }
