@@ -9,8 +9,13 @@ use vecprop::io::NpyReader;
 /// One scratch file per fuzzing process, rewritten for each input.
 fn scratch() -> &'static std::path::Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().expect("a temporary folder"))
-        .path()
+    DIR.get_or_init(|| {
+        // In memory where there is a tmpfs: each input is written to a file.
+        tempfile::tempdir_in("/dev/shm")
+            .or_else(|_| tempfile::tempdir())
+            .expect("a temporary folder")
+    })
+    .path()
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -21,7 +26,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let (rows, cols) = reader.shape();
     // The reader checked that the file holds every element: reading them must work.
-    let whole = reader.read_rows(0, rows).expect("declared rows are readable");
+    let whole = reader
+        .read_rows(0, rows)
+        .expect("declared rows are readable");
     assert_eq!(whole.dim(), (rows, cols));
     let step = (rows / 3).max(1);
     let mut start = 0;

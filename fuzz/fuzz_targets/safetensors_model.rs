@@ -8,8 +8,13 @@ use vecprop::{io, Activation, Device, PlanOptions};
 
 fn scratch() -> &'static std::path::Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().expect("a temporary folder"))
-        .path()
+    DIR.get_or_init(|| {
+        // In memory where there is a tmpfs: each input is written to a file.
+        tempfile::tempdir_in("/dev/shm")
+            .or_else(|_| tempfile::tempdir())
+            .expect("a temporary folder")
+    })
+    .path()
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -90,8 +90,8 @@ impl Header {
     ///
     /// Errors: [`Error::InvalidNpy`] for a missing magic, an unknown version, a header longer
     /// than [`MAX_HEADER_LEN`], nested deeper than [`MAX_NESTING`], malformed, or without
-    /// exactly the keys numpy requires; [`Error::UnsupportedDType`] and [`Error::InputRank`]
-    /// as for [`parse_header`]; [`Error::Io`] if reading fails.
+    /// exactly the keys numpy requires; [`Error::UnsupportedDType`] for anything but
+    /// `<f4`/`<f8`; [`Error::InputRank`] unless 2-D; [`Error::Io`] if reading fails.
     pub fn read_from(path: &Path, reader: &mut impl Read) -> Result<(Header, u64)> {
         let mut prelude = [0u8; 12];
         let got = read_up_to(reader, &mut prelude[..10]).map_err(|e| Error::io(path, e))?;
