@@ -337,6 +337,21 @@ fn input_from_a_pipe_is_streamed() {
     assert_succeeds(&child.wait_with_output().unwrap());
     assert_close(&io::read_npy(&y).unwrap(), &expected(&x));
 
+    // Process substitution hands over /dev/fd/N, a pipe: it used to fail with "Illegal seek".
+    let (x_path, z) = (dir.path().join("x.npy"), dir.path().join("z.npy"));
+    let out = Command::new("bash")
+        .args([
+            "-c",
+            r#""$0" infer --quiet --model "$1" --input <(cat "$2") --output "$3""#,
+        ])
+        .arg(binary())
+        .args([dir.path().join("model.safetensors"), x_path, z.clone()])
+        .output()
+        .unwrap();
+    assert_succeeds(&out);
+    assert_close(&io::read_npy(&z).unwrap(), &expected(&x));
+    std::fs::remove_file(&z).unwrap();
+
     // Fortran order read in several chunks needs seeking: a clear error, not "Illegal seek".
     let fortran = npy_bytes(1, "<f4", true, "(2, 2)", &f32_bytes(&[1.0, 2.0, 3.0, 4.0]));
     let mut child = spawn_from_stdin(
