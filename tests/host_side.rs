@@ -5,6 +5,8 @@
 //! fail loudly without a GPU.
 
 mod common;
+#[path = "fixtures/helpers.rs"]
+mod helpers;
 
 use std::process::Command;
 
@@ -149,7 +151,7 @@ fn run_cli(dir: &std::path::Path, command: &str, args: &[&str]) -> std::process:
     let (network, x) = common::worked_example();
     let model = dir.join("model.safetensors");
     io::save_model(&network, &model).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vecprop"));
+    let mut cmd = Command::new(helpers::vecprop_bin());
     cmd.arg(command)
         .args(["--model".as_ref(), model.as_os_str()]);
     if command == "infer" {

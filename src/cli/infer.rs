@@ -1,10 +1,10 @@
 //! `vecprop infer`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use vecprop::{io, DType, PlanOptions, Result, Strategy};
+use vecprop::{io, DType, Error, PlanOptions, Result, Strategy};
 
 /// Arguments of `vecprop infer`.
 #[derive(Debug, clap::Args)]
@@ -12,10 +12,13 @@ pub struct Args {
     /// The model, a safetensors file.
     #[arg(long, value_name = "FILE")]
     model: PathBuf,
-    /// The input batch: a 2-D .npy file (float32 or float64), one example per row.
+    /// The input batch: a 2-D .npy file (float32 or float64), one example per row; `-` reads
+    /// it from stdin. Pipes are read front to back.
     #[arg(long, value_name = "FILE")]
     input: PathBuf,
-    /// Where to write the outputs (.npy, float32). Written atomically.
+    /// Where to write the outputs (.npy, float32): written to a private temporary file and
+    /// renamed into place when complete. `-` writes to stdout; a FIFO or a device is written
+    /// directly.
     #[arg(long, value_name = "FILE")]
     output: PathBuf,
     /// cpu, cuda or cuda:N.
@@ -47,13 +50,25 @@ pub struct Args {
 
 /// Streams the input through the model into the output file.
 pub fn run(args: Args) -> Result<()> {
+    io::remove_temporary_files_on_signals()?;
+    let input = if args.input.as_os_str() == "-" {
+        PathBuf::from("/dev/stdin")
+    } else {
+        args.input.clone()
+    };
+    io::refuse_same_file(&args.output, &[("input", &input), ("model", &args.model)])?;
     let activations = super::parse_activations(args.activations.as_deref())?;
     let dtype = args.dtype.as_deref().map(str::parse::<DType>).transpose()?;
     let strategy: Strategy = args.kernel.parse()?;
     let device = super::parse_device(&args.device)?;
     let network = io::load_model(&args.model, activations.as_deref())?;
     let tuning = super::tuning_cache(&device, &args.model);
-    let batch_size = match args.batch_size {
+    let asked = match args.batch_size {
+        Some(0) => {
+            return Err(Error::InvalidArgument(
+                "--batch-size must be at least 1".into(),
+            ))
+        }
         Some(rows) => rows,
         None => {
             let auto = vecprop::device::memory::auto_batch_size(&network, &device, dtype)?;
@@ -63,8 +78,11 @@ pub fn run(args: Args) -> Result<()> {
             auto.rows
         }
     };
+    // Never more rows per pass than the input has, and never more than memory holds.
+    let batch = batch_rows(&input, asked)?;
+    super::memory::check_batch_fits(&network, batch, asked)?;
     let options = PlanOptions {
-        max_batch: batch_size,
+        max_batch: batch,
         dtype,
         strategy,
         cuda_graphs: args.cuda_graphs,
@@ -88,26 +106,20 @@ pub fn run(args: Args) -> Result<()> {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
     let terminal = super::stderr_is_terminal();
     let mut chunks = 0usize;
-    let (rows, cols) = io::forward_npy(
-        &plan,
-        &args.input,
-        &args.output,
-        batch_size,
-        |done, total| {
-            chunks += 1;
-            let long = started.elapsed() > Duration::from_secs(1) || chunks > 64;
-            if terminal && long && bar.is_hidden() {
-                bar.set_length(total as u64);
-                if let Ok(style) =
-                    ProgressStyle::with_template("{bar:40} {pos}/{len} rows  {per_sec}  eta {eta}")
-                {
-                    bar.set_style(style);
-                }
-                bar.set_draw_target(ProgressDrawTarget::stderr());
+    let (rows, cols) = io::forward_npy(&plan, &input, &args.output, batch, |done, total| {
+        chunks += 1;
+        let long = started.elapsed() > Duration::from_secs(1) || chunks > 64;
+        if terminal && long && bar.is_hidden() {
+            bar.set_length(total as u64);
+            if let Ok(style) =
+                ProgressStyle::with_template("{bar:40} {pos}/{len} rows  {per_sec}  eta {eta}")
+            {
+                bar.set_style(style);
             }
-            bar.set_position(done as u64);
-        },
-    )?;
+            bar.set_draw_target(ProgressDrawTarget::stderr());
+        }
+        bar.set_position(done as u64);
+    })?;
     bar.finish_and_clear();
     if args.verbose {
         for line in plan.graph_status() {
@@ -115,12 +127,26 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     if !args.quiet {
+        let output = if args.output.as_os_str() == "-" {
+            "<stdout>".into()
+        } else {
+            args.output.display().to_string()
+        };
         eprintln!(
-            "wrote {} ({rows} x {cols}) in {:.3} s on {}",
-            args.output.display(),
+            "wrote {output} ({rows} x {cols}) in {:.3} s on {}",
             started.elapsed().as_secs_f64(),
             device.name()
         );
     }
     Ok(())
+}
+
+/// Rows per chunk: `--batch-size`, but no more than a regular input file holds, so buffers
+/// are sized by the rows that exist. A pipe's rows are not known before reading it.
+fn batch_rows(input: &Path, batch_size: usize) -> Result<usize> {
+    if batch_size == 0 || !std::fs::metadata(input).is_ok_and(|m| m.is_file()) {
+        return Ok(batch_size);
+    }
+    let rows = io::NpyReader::open(input)?.rows();
+    Ok(batch_size.min(rows.max(1)))
 }

@@ -5,6 +5,7 @@ mod bench;
 mod demo;
 mod devices;
 mod infer;
+mod memory;
 mod summary;
 
 use std::io::{IsTerminal, Write};

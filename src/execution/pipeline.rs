@@ -108,7 +108,7 @@ where
             if in_flight.len() >= depth {
                 finish_one(pipeline, &mut in_flight, &mut pending, sink)?;
             }
-            let end = (start + shape.max_rows).min(rows);
+            let end = start.saturating_add(shape.max_rows).min(rows);
             pipeline.submit(input.slice(s![start..end, ..]))?;
             in_flight.push_back(Chunk {
                 rows: start..end,

@@ -3,5 +3,7 @@
 //! It sits beneath everything that writes a file (model and batch I/O, the tuning cache).
 
 mod atomic;
+mod pending;
 
-pub use atomic::{write_atomic, AtomicFile};
+pub use atomic::{refuse_same_file, write_atomic, AtomicFile};
+pub use pending::remove_temporary_files_on_signals;

@@ -1,8 +1,10 @@
 //! Reading and writing models (safetensors) and batches (.npy).
 //!
-//! Every file vecprop writes is written atomically: to `<name>.partial` in the same folder,
-//! synced, then renamed over `<name>`. A failed write removes the temporary file, so no
-//! half-written file is ever left behind looking complete.
+//! Every file vecprop writes is written atomically: to a private temporary file
+//! `.<name>.<random>.partial` in the same folder, synced, then renamed over `<name>` (see
+//! [`AtomicFile`]). A failed write removes the temporary file, so no half-written file is
+//! ever left behind looking complete. Outputs that are not regular files (stdout as `-`, a
+//! FIFO, a device) are streamed to directly.
 //!
 //! - [`load_model`] / [`save_model`]: a [`Network`](crate::Network) in a safetensors file, in
 //!   `torch.nn.Linear` layout.
@@ -15,7 +17,9 @@ pub mod npy;
 pub mod safetensors;
 mod stream;
 
-pub use crate::fs::{write_atomic, AtomicFile};
+pub use crate::fs::{
+    refuse_same_file, remove_temporary_files_on_signals, write_atomic, AtomicFile,
+};
 pub use npy::{read_npy, write_npy, NpyReader, NpyWriter};
 pub use safetensors::{load_model, save_model};
 pub use stream::forward_npy;

@@ -59,7 +59,7 @@ pub fn forward_npy(
         });
     }
     let chunk = chunk_rows.min(rows);
-    let mut writer = NpyWriter::create(output, plan.output_width())?;
+    let mut writer = NpyWriter::create_with_rows(output, plan.output_width(), rows)?;
     let mut next = 0;
     let batches = std::iter::from_fn(|| {
         if next >= rows {

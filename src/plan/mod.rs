@@ -138,7 +138,7 @@ impl Plan {
         let rows = input.nrows();
         let mut start = 0;
         while start < rows {
-            let end = (start + self.max_batch).min(rows);
+            let end = start.saturating_add(self.max_batch).min(rows);
             self.executor.run(
                 input.slice(s![start..end, ..]),
                 output.slice_mut(s![start..end, ..]),

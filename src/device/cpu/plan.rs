@@ -18,8 +18,10 @@ struct CpuLayer {
     activation: Activation,
 }
 
-/// Two activation buffers, each `max_batch × widest layer`; layer i writes one and
-/// layer i+1 reads it and writes the other.
+/// Two activation buffers; layer i writes one and layer i+1 reads it and writes the other.
+/// They grow on demand to `rows × widest layer` for the largest batch actually run (at most
+/// `max_batch` rows), so a huge `max_batch` costs nothing until that many rows arrive.
+#[derive(Default)]
 struct PingPong {
     buffers: [Vec<f32>; 2],
 }
@@ -35,7 +37,8 @@ pub struct CpuPlan {
     /// The precision values are stored in between layers.
     storage: DType,
     threads: usize,
-    scratch_len: usize,
+    /// The widest row the scratch holds: the widest layer, or the input of a 16-bit plan.
+    max_width: usize,
     /// Idle buffer pairs. A call takes one (or makes one, the first time a thread is
     /// concurrent) and gives it back, so the lock is held only for a push or a pop.
     idle: Mutex<Vec<PingPong>>,
@@ -74,16 +77,14 @@ impl CpuPlan {
             DType::F32 => network.max_width(),
             _ => network.max_width().max(network.input_width()),
         };
-        let scratch_len = options.max_batch * widest;
-        let first = PingPong {
-            buffers: [vec![0.0; scratch_len], vec![0.0; scratch_len]],
-        };
+        // The largest scratch this plan may ever need must be expressible.
+        scratch_len(options.max_batch, widest)?;
         Ok(CpuPlan {
             layers,
             storage,
             threads: device.threads(),
-            scratch_len,
-            idle: Mutex::new(vec![first]),
+            max_width: widest,
+            idle: Mutex::new(vec![PingPong::default()]),
         })
     }
 
@@ -95,6 +96,20 @@ impl CpuPlan {
     ) -> Result<()> {
         let rows = input.nrows();
         let mut scratch = self.take_scratch();
+        let needed = scratch_len(rows, self.max_width)?;
+        for buffer in &mut scratch.buffers {
+            if buffer.len() < needed {
+                buffer
+                    .try_reserve_exact(needed - buffer.len())
+                    .map_err(|e| {
+                        Error::InvalidArgument(format!(
+                            "cannot allocate {} bytes of scratch for {rows} rows: {e}",
+                            needed.saturating_mul(4)
+                        ))
+                    })?;
+                buffer.resize(needed, 0.0);
+            }
+        }
         let [front, back] = &mut scratch.buffers;
         let (mut read, mut write): (&mut Vec<f32>, &mut Vec<f32>) = (front, back);
         let sixteen_bit = self.storage != DType::F32;
@@ -145,9 +160,7 @@ impl CpuPlan {
 
     fn take_scratch(&self) -> PingPong {
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        idle.unwrap_or_else(|| PingPong {
-            buffers: [vec![0.0; self.scratch_len], vec![0.0; self.scratch_len]],
-        })
+        idle.unwrap_or_default()
     }
 
     pub(crate) fn kernel_choices(&self) -> Vec<String> {
@@ -165,6 +178,18 @@ impl CpuPlan {
             })
             .collect()
     }
+}
+
+/// Elements in one scratch buffer for `rows` rows of `width` units, or an error if that
+/// overflows (e.g. `max_batch` 2^62).
+fn scratch_len(rows: usize, width: usize) -> Result<usize> {
+    rows.checked_mul(width)
+        .filter(|&n| n.checked_mul(std::mem::size_of::<f32>()).is_some())
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "a batch of {rows} rows x {width} units does not fit in memory; use a smaller batch size"
+            ))
+        })
 }
 
 fn scratch_error(err: ndarray::ShapeError) -> Error {

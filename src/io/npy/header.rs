@@ -1,12 +1,30 @@
 //! The `.npy` header: magic, version, and a Python dict literal such as
 //! `{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }`.
+//!
+//! Read as numpy reads it (`numpy.lib.format.read_array_header_*`, which calls
+//! `ast.literal_eval`):
+//! - a key given twice takes its **last** value, as a Python dict literal does, so vecprop
+//!   and numpy always read the same shape from the same file;
+//! - the dict must hold exactly `descr`, `fortran_order` and `shape`, as numpy requires;
+//! - the header text is at most [`MAX_HEADER_LEN`] bytes, numpy's own default limit
+//!   (`max_header_size`), checked before anything is allocated;
+//! - literals nest at most [`MAX_NESTING`] deep, so no header can exhaust the stack.
+//!
+//! The header is read sequentially, without seeking, so pipes work.
 
 use std::fmt;
+use std::io::{ErrorKind, Read};
 use std::path::Path;
 
 use crate::error::{Error, Result};
 
 pub(crate) const MAGIC: &[u8; 6] = b"\x93NUMPY";
+
+/// The longest header text accepted, in bytes: numpy's default `max_header_size`.
+pub const MAX_HEADER_LEN: usize = 10_000;
+
+/// The deepest nesting of dicts, tuples and lists accepted in a header.
+pub const MAX_NESTING: usize = 32;
 
 /// An element type the reader understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,13 +54,94 @@ impl fmt::Display for NpyDType {
     }
 }
 
-/// What the header says about the array.
+/// What a 2-D `.npy` header says about the array.
+///
+/// ```
+/// use vecprop::io::npy::{NpyDType, NpyHeader};
+///
+/// let text = "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), }\n";
+/// let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+/// bytes.extend((text.len() as u16).to_le_bytes());
+/// bytes.extend(text.as_bytes());
+/// bytes.extend([0u8; 3 * 4 * 8]);
+/// let mut stream = &bytes[..];
+/// let (header, data_offset) = NpyHeader::read_from(std::path::Path::new("x.npy"), &mut stream)?;
+/// assert_eq!((header.rows, header.cols, header.dtype), (3, 4, NpyDType::F8));
+/// assert_eq!(data_offset, 10 + text.len() as u64);
+/// assert_eq!(stream.len(), 3 * 4 * 8); // the stream stands at the data
+/// # Ok::<(), vecprop::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Header {
+pub struct Header {
+    /// The element type.
     pub dtype: NpyDType,
+    /// Whether the data is column-major.
     pub fortran_order: bool,
+    /// Rows (the first dimension).
     pub rows: usize,
+    /// Columns (the second dimension).
     pub cols: usize,
+}
+
+impl Header {
+    /// Reads the prelude and the header from the start of a `.npy` stream, without seeking,
+    /// and returns the header and the byte offset of the data (where `reader` now stands).
+    /// `path` names the source in errors.
+    ///
+    /// Errors: [`Error::InvalidNpy`] for a missing magic, an unknown version, a header longer
+    /// than [`MAX_HEADER_LEN`], nested deeper than [`MAX_NESTING`], malformed, or without
+    /// exactly the keys numpy requires; [`Error::UnsupportedDType`] for anything but
+    /// `<f4`/`<f8`; [`Error::InputRank`] unless 2-D; [`Error::Io`] if reading fails.
+    pub fn read_from(path: &Path, reader: &mut impl Read) -> Result<(Header, u64)> {
+        let mut prelude = [0u8; 12];
+        let got = read_up_to(reader, &mut prelude[..10]).map_err(|e| Error::io(path, e))?;
+        let needs_more = got == 10 && matches!(prelude[6], 2 | 3) && prelude[..6] == MAGIC[..];
+        let got = if needs_more {
+            10 + read_up_to(reader, &mut prelude[10..]).map_err(|e| Error::io(path, e))?
+        } else {
+            got
+        };
+        let (major, len) = parse_prelude(path, &prelude[..got])?;
+        if len > MAX_HEADER_LEN {
+            return Err(Error::InvalidNpy {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "its header is {len} bytes long, more than the {MAX_HEADER_LEN} that numpy and vecprop accept"
+                ),
+            });
+        }
+        let mut text = vec![0u8; len];
+        reader.read_exact(&mut text).map_err(|e| {
+            if e.kind() == ErrorKind::UnexpectedEof {
+                Error::InvalidNpy {
+                    path: path.to_path_buf(),
+                    reason: "truncated: the file ends inside the header".into(),
+                }
+            } else {
+                Error::io(path, e)
+            }
+        })?;
+        let text = String::from_utf8(text).map_err(|_| Error::InvalidNpy {
+            path: path.to_path_buf(),
+            reason: "the header is not text".into(),
+        })?;
+        let header = parse_header(path, &text)?;
+        Ok((header, (prelude_len(major) + len) as u64))
+    }
+}
+
+/// Reads as many bytes as there are, up to `buf.len()`.
+fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 /// The length of the fixed prelude (magic, version, header length) for a format version.
@@ -82,6 +181,9 @@ pub(crate) fn parse_prelude(path: &Path, bytes: &[u8]) -> Result<(u8, usize)> {
     Ok((major, len))
 }
 
+/// The keys numpy requires, no more and no fewer.
+const EXPECTED_KEYS: [&str; 3] = ["descr", "fortran_order", "shape"];
+
 /// Parses the dict literal and checks it describes a 2-D `<f4`/`<f8` array.
 pub(crate) fn parse_header(path: &Path, text: &str) -> Result<Header> {
     let invalid = |reason: String| Error::InvalidNpy {
@@ -90,23 +192,33 @@ pub(crate) fn parse_header(path: &Path, text: &str) -> Result<Header> {
     };
     let value = Parser::new(text)
         .parse_document()
-        .map_err(|e| invalid(format!("malformed header `{}`: {e}", text.trim())))?;
+        .map_err(|e| invalid(format!("malformed header `{}`: {e}", excerpt(text))))?;
     let Value::Dict(entries) = value else {
-        return Err(invalid(format!("header `{}` is not a dict", text.trim())));
+        return Err(invalid(format!("header `{}` is not a dict", excerpt(text))));
     };
+    // A Python dict literal keeps the last value of a repeated key; so does numpy.
     let get = |key: &str| {
         entries
             .iter()
+            .rev()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v)
             .ok_or_else(|| invalid(format!("header has no `{key}` entry")))
     };
+    if let Some((extra, _)) = entries
+        .iter()
+        .find(|(k, _)| !EXPECTED_KEYS.contains(&k.as_str()))
+    {
+        return Err(invalid(format!(
+            "header has a key `{extra}`; numpy accepts exactly `descr`, `fortran_order` and `shape`"
+        )));
+    }
     let dtype = match get("descr")? {
         Value::Str(s) if s == "<f4" => NpyDType::F4,
         Value::Str(s) if s == "<f8" => NpyDType::F8,
         other => {
             return Err(Error::UnsupportedDType {
-                dtype: other.to_string(),
+                dtype: excerpt(&other.to_string()),
                 context: format!("{}", path.display()),
                 supported: "<f4 (float32) and <f8 (float64), little-endian",
             })
@@ -137,6 +249,15 @@ pub(crate) fn parse_header(path: &Path, text: &str) -> Result<Header> {
             ndim: shape.len(),
             shape,
         }),
+    }
+}
+
+/// At most the first 200 characters of `text`, trimmed, for an error message.
+fn excerpt(text: &str) -> String {
+    let text = text.trim();
+    match text.char_indices().nth(200) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text.to_string(),
     }
 }
 
@@ -195,13 +316,30 @@ impl fmt::Display for Value {
 /// A recursive-descent parser for the literal.
 struct Parser<'a> {
     chars: std::iter::Peekable<std::str::Chars<'a>>,
+    /// How many dicts, tuples and lists enclose the current position.
+    depth: usize,
 }
 
 impl<'a> Parser<'a> {
     fn new(text: &'a str) -> Self {
         Parser {
             chars: text.chars().peekable(),
+            depth: 0,
         }
+    }
+
+    /// Parses a container one level deeper, refusing to go past [`MAX_NESTING`].
+    fn nested<T>(
+        &mut self,
+        parse: impl FnOnce(&mut Self) -> std::result::Result<T, String>,
+    ) -> std::result::Result<T, String> {
+        if self.depth >= MAX_NESTING {
+            return Err(format!("nested more than {MAX_NESTING} levels deep"));
+        }
+        self.depth += 1;
+        let parsed = parse(self);
+        self.depth -= 1;
+        parsed
     }
 
     fn parse_document(mut self) -> std::result::Result<Value, String> {
@@ -229,9 +367,9 @@ impl<'a> Parser<'a> {
     fn value(&mut self) -> std::result::Result<Value, String> {
         self.skip_space();
         match self.chars.peek().copied() {
-            Some('{') => self.dict(),
-            Some('(') => self.sequence('(', ')').map(Value::Tuple),
-            Some('[') => self.sequence('[', ']').map(Value::List),
+            Some('{') => self.nested(Self::dict),
+            Some('(') => self.nested(|p| p.sequence('(', ')')).map(Value::Tuple),
+            Some('[') => self.nested(|p| p.sequence('[', ']')).map(Value::List),
             Some(q @ ('\'' | '"')) => self.string(q).map(Value::Str),
             Some(c) if c.is_ascii_digit() => self.int(),
             Some(c) if c.is_alphabetic() => self.word(),
@@ -362,6 +500,64 @@ mod tests {
         assert!(matches!(syntax, Error::InvalidNpy { .. }), "{syntax}");
         let missing = parse("{'descr': '<f4', 'shape': (5, 2)}").unwrap_err();
         assert!(missing.to_string().contains("fortran_order"), "{missing}");
+    }
+
+    #[test]
+    fn duplicate_keys_take_the_last_value_as_in_python() {
+        let h = parse("{'shape': (9, 9), 'descr': '<f8', 'fortran_order': False, 'shape': (3, 4)}")
+            .unwrap();
+        assert_eq!((h.rows, h.cols), (3, 4));
+        let h = parse(
+            "{'descr': '<f8', 'fortran_order': True, 'shape': (3, 4), 'fortran_order': False}",
+        )
+        .unwrap();
+        assert!(!h.fortran_order);
+        let extra =
+            parse("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2), 'x': 1}").unwrap_err();
+        assert!(extra.to_string().contains("key `x`"), "{extra}");
+    }
+
+    #[test]
+    fn nesting_is_bounded_without_exhausting_the_stack() {
+        assert!(parse("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2), }").is_ok());
+        let inner = format!(
+            "{}{}",
+            "(".repeat(MAX_NESTING - 1),
+            ")".repeat(MAX_NESTING - 1)
+        );
+        let at_limit = format!("{{'descr': {inner}, 'fortran_order': False, 'shape': (1, 2)}}");
+        assert!(matches!(
+            parse(&at_limit),
+            Err(Error::UnsupportedDType { .. })
+        ));
+        for open in ["{'a': ", "(", "["] {
+            let deep = open.repeat(1_000_000);
+            let err = parse(&deep).unwrap_err();
+            assert!(err.to_string().contains("nested more than 32"), "{err}");
+            assert!(
+                err.to_string().len() < 600,
+                "the message quotes a bounded excerpt"
+            );
+        }
+    }
+
+    #[test]
+    fn headers_are_read_from_a_stream_and_their_length_is_bounded() {
+        let bytes = format_header(5, 2, 128);
+        let mut stream = &bytes[..];
+        let (h, offset) = Header::read_from(Path::new("x"), &mut stream).unwrap();
+        assert_eq!((h.rows, h.cols, offset), (5, 2, 128));
+        assert!(stream.is_empty());
+
+        let mut long = b"\x93NUMPY\x02\x00".to_vec();
+        long.extend(u32::MAX.to_le_bytes());
+        let err = Header::read_from(Path::new("x"), &mut &long[..]).unwrap_err();
+        assert!(err.to_string().contains("more than the 10000"), "{err}");
+
+        let err = Header::read_from(Path::new("x"), &mut &bytes[..60]).unwrap_err();
+        assert!(err.to_string().contains("ends inside the header"), "{err}");
+        let err = Header::read_from(Path::new("x"), &mut &b"\x93NUMPY\x02"[..]).unwrap_err();
+        assert!(err.to_string().contains("magic"), "{err}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use ndarray::{Array2, ArrayBase, Data, Ix2};
 
 use crate::error::Result;
 
-pub use header::NpyDType;
+pub use header::{Header as NpyHeader, NpyDType, MAX_HEADER_LEN, MAX_NESTING};
 pub use reader::NpyReader;
 pub use writer::NpyWriter;
 
@@ -38,7 +38,7 @@ pub fn write_npy<S: Data<Elem = f32>>(
     path: impl AsRef<Path>,
     array: &ArrayBase<S, Ix2>,
 ) -> Result<()> {
-    let mut writer = NpyWriter::create(path, array.ncols())?;
+    let mut writer = NpyWriter::create_with_rows(path, array.ncols(), array.nrows())?;
     writer.write_rows(array.view())?;
     writer.finish().map(|_| ())
 }

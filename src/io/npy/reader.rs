@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{Array2, ArrayViewMut2};
 
-use super::header::{parse_header, parse_prelude, prelude_len, Header, NpyDType};
+use super::header::{Header, NpyDType};
 use crate::error::{Error, Result};
 use crate::io::bytes;
 
@@ -30,6 +30,10 @@ pub struct NpyReader {
     file: BufReader<File>,
     header: Header,
     data_offset: u64,
+    /// Where the file stands now; a read there needs no seek.
+    position: u64,
+    /// False for pipes and devices, which can only be read in order.
+    seekable: bool,
     buffer: Vec<u8>,
 }
 
@@ -42,24 +46,12 @@ impl NpyReader {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-        let file_len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        let metadata = file.metadata().map_err(|e| Error::io(&path, e))?;
+        // A pipe or a device (`-`, `<(cat x.npy)`) is read front to back, never sought.
+        let seekable = metadata.is_file();
         let mut file = BufReader::new(file);
+        let (header, data_offset) = Header::read_from(&path, &mut file)?;
 
-        let mut prelude = [0u8; 12];
-        let got = read_up_to(&mut file, &mut prelude).map_err(|e| Error::io(&path, e))?;
-        let (major, header_len) = parse_prelude(&path, &prelude[..got])?;
-        let start = prelude_len(major);
-        let mut text = vec![0u8; header_len];
-        file.seek(SeekFrom::Start(start as u64))
-            .and_then(|_| file.read_exact(&mut text))
-            .map_err(|e| read_error(&path, e, "the header"))?;
-        let text = String::from_utf8(text).map_err(|_| Error::InvalidNpy {
-            path: path.clone(),
-            reason: "the header is not text".into(),
-        })?;
-        let header = parse_header(&path, &text)?;
-
-        let data_offset = (start + header_len) as u64;
         let data_len = header
             .rows
             .checked_mul(header.cols)
@@ -68,8 +60,8 @@ impl NpyReader {
                 path: path.clone(),
                 reason: format!("shape ({}, {}) is too large", header.rows, header.cols),
             })?;
-        let available = file_len.saturating_sub(data_offset);
-        if available < data_len as u64 {
+        let available = metadata.len().saturating_sub(data_offset);
+        if seekable && available < data_len as u64 {
             return Err(Error::InvalidNpy {
                 path,
                 reason: format!(
@@ -83,6 +75,8 @@ impl NpyReader {
             file,
             header,
             data_offset,
+            position: data_offset,
+            seekable,
             buffer: Vec::new(),
         })
     }
@@ -156,30 +150,30 @@ impl NpyReader {
     ) -> Result<impl Iterator<Item = f32> + '_> {
         let dtype = self.header.dtype;
         self.buffer.resize(count * dtype.size(), 0);
+        let at = self.data_offset + offset as u64;
+        if at != self.position {
+            if !self.seekable {
+                return Err(Error::InvalidArgument(format!(
+                    "{} is a pipe or a device, which can only be read front to back, and this read needs to seek (Fortran-order data or rows out of order); pass a regular file",
+                    self.path.display()
+                )));
+            }
+            self.file
+                .seek(SeekFrom::Start(at))
+                .map_err(|e| Error::io(&self.path, e))?;
+        }
+        // Unknown until the read succeeds.
+        self.position = u64::MAX;
         self.file
-            .seek(SeekFrom::Start(self.data_offset + offset as u64))
-            .and_then(|_| self.file.read_exact(&mut self.buffer))
+            .read_exact(&mut self.buffer)
             .map_err(|e| read_error(&self.path, e, "the data"))?;
+        self.position = at + self.buffer.len() as u64;
         let values: Box<dyn Iterator<Item = f32>> = match dtype {
             NpyDType::F4 => Box::new(bytes::f32s(&self.buffer)),
             NpyDType::F8 => Box::new(bytes::f64s(&self.buffer)),
         };
         Ok(values)
     }
-}
-
-/// Reads as many bytes as there are, up to `buf.len()`.
-fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 /// An early end of file means truncation; anything else is an I/O error.

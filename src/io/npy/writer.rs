@@ -36,18 +36,32 @@ pub struct NpyWriter {
     file: AtomicFile,
     cols: usize,
     rows: usize,
+    /// The row count written into the header up front, if known.
+    declared_rows: Option<usize>,
     buffer: Vec<u8>,
 }
 
 impl NpyWriter {
     /// Starts `<path>.partial` for an array of `cols` columns.
     pub fn create(path: impl AsRef<Path>, cols: usize) -> Result<Self> {
+        Self::start(path.as_ref(), cols, None)
+    }
+
+    /// Like [`NpyWriter::create`] for exactly `rows` rows, whose count goes into the header
+    /// at once. This is what a stream needs (`-` for stdout, a FIFO, a device), since it
+    /// cannot go back to the header; [`NpyWriter::finish`] checks the count.
+    pub fn create_with_rows(path: impl AsRef<Path>, cols: usize, rows: usize) -> Result<Self> {
+        Self::start(path.as_ref(), cols, Some(rows))
+    }
+
+    fn start(path: &Path, cols: usize, declared_rows: Option<usize>) -> Result<Self> {
         let mut file = AtomicFile::create(path)?;
-        file.write_all(&format_header(0, cols, HEADER_LEN))?;
+        file.write_all(&format_header(declared_rows.unwrap_or(0), cols, HEADER_LEN))?;
         Ok(NpyWriter {
             file,
             cols,
             rows: 0,
+            declared_rows,
             buffer: Vec::new(),
         })
     }
@@ -63,7 +77,7 @@ impl NpyWriter {
             )));
         }
         self.buffer.clear();
-        self.buffer.reserve(rows.len() * 4);
+        self.buffer.reserve(rows.len().saturating_mul(4));
         for value in rows.iter() {
             self.buffer.extend_from_slice(&value.to_le_bytes());
         }
@@ -80,6 +94,13 @@ impl NpyWriter {
     /// Writes the final row count into the header, syncs and renames the file into place.
     /// Returns the number of rows.
     pub fn finish(mut self) -> Result<usize> {
+        if let Some(declared) = self.declared_rows.filter(|&n| n != self.rows) {
+            return Err(Error::InvalidArgument(format!(
+                "{} was declared with {declared} rows but {} were written",
+                self.file.path().display(),
+                self.rows
+            )));
+        }
         self.file
             .write_at(0, &format_header(self.rows, self.cols, HEADER_LEN))?;
         self.file.commit()?;
