@@ -28,6 +28,31 @@ pub enum Strategy {
     CublasLt,
     /// vecprop's fused GEMM + bias + activation kernel.
     Fused,
+    /// One cuBLASLt call with the bias and activation in its epilogue (relu, linear); other
+    /// layers as under `Fused`.
+    CublasLtFused,
+    /// vecprop's narrow-layer kernel (weights resident on chip, up to 256 units); wider
+    /// layers as under `Fused`.
+    Narrow,
+    /// vecprop's split-K kernel for small batches (weights spread over every SM).
+    SplitK,
+    /// vecprop's whole-network kernel: every layer in one launch when the network fits on
+    /// chip (up to 8 layers of at most 256 units); otherwise as under `Fused`.
+    Network,
+}
+
+impl Strategy {
+    /// Every strategy, as the command line lists them.
+    pub const ALL: [Strategy; 8] = [
+        Strategy::Auto,
+        Strategy::Cublas,
+        Strategy::CublasLt,
+        Strategy::Fused,
+        Strategy::CublasLtFused,
+        Strategy::Narrow,
+        Strategy::SplitK,
+        Strategy::Network,
+    ];
 }
 
 impl Strategy {
@@ -38,6 +63,10 @@ impl Strategy {
             Strategy::Cublas => "cublas",
             Strategy::CublasLt => "cublaslt",
             Strategy::Fused => "fused",
+            Strategy::CublasLtFused => "cublaslt_fused",
+            Strategy::Narrow => "narrow",
+            Strategy::SplitK => "splitk",
+            Strategy::Network => "network",
         }
     }
 }
@@ -51,19 +80,16 @@ impl fmt::Display for Strategy {
 impl FromStr for Strategy {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        [
-            Strategy::Auto,
-            Strategy::Cublas,
-            Strategy::CublasLt,
-            Strategy::Fused,
-        ]
-        .into_iter()
-        .find(|k| k.name() == s.to_ascii_lowercase())
-        .ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "unknown kernel strategy `{s}` (expected auto, cublas, cublaslt or fused)"
-            ))
-        })
+        Strategy::ALL
+            .into_iter()
+            .find(|k| k.name() == s.to_ascii_lowercase())
+            .ok_or_else(|| {
+                let names: Vec<&str> = Strategy::ALL.iter().map(|k| k.name()).collect();
+                Error::InvalidArgument(format!(
+                    "unknown kernel strategy `{s}` (expected one of {})",
+                    names.join(", ")
+                ))
+            })
     }
 }
 

@@ -122,6 +122,8 @@ pub(super) struct GpuPlan<T: GpuElement> {
     pub(super) widest: usize,
     pub(super) allow_tf32: bool,
     pub(super) cuda_graphs: bool,
+    /// Why every layer runs in one launch of the whole-network kernel; `None`: layer by layer.
+    pub(super) whole_network: Option<String>,
 }
 
 impl<T: GpuElement> GpuPlan<T> {
@@ -143,6 +145,7 @@ impl<T: GpuElement> GpuPlan<T> {
             widest,
             allow_tf32: options.allow_tf32,
             cuda_graphs: options.cuda_graphs,
+            whole_network: None,
         };
         for layer in network.layers() {
             let to_device = |values: Vec<T>, what: &str| {
@@ -176,6 +179,10 @@ impl<T: GpuElement> GpuPlan<T> {
             layer.kernel = kernel;
             layer.reason = reason;
         }
+        synced?;
+        let whole_network = plan.choose_network(&mut lane, &mut scratch, options);
+        let synced = lane.synchronize();
+        plan.whole_network = whole_network?;
         synced?;
         inner.check_deferred_errors()?;
         Ok(plan)
@@ -269,6 +276,10 @@ impl<T: GpuElement> ForwardPass for GpuPlan<T> {
     }
 
     fn kernel_choices(&self) -> Vec<String> {
+        if let Some(reason) = &self.whole_network {
+            let line = format!("network kernel: every layer in one launch [{reason}]");
+            return vec![line; self.layers.len()];
+        }
         self.layers
             .iter()
             .map(|layer| {

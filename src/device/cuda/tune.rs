@@ -17,8 +17,8 @@ use super::stream::{median_ms, Lane};
 use super::GpuElement;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::graph::plan::{PlanOptions, Strategy};
-use crate::graph::tuning::{TuningCache, TuningKey, TuningRecord};
+use crate::graph::tuning::{TuningKey, TuningRecord};
+use crate::{PlanOptions, Strategy, TuningCache};
 
 /// Untimed runs before Auto times a candidate, then timed runs (the median wins).
 const TUNE_WARMUP: usize = 2;
@@ -46,11 +46,12 @@ impl<T: GpuElement> GpuPlan<T> {
                 0 => None,
                 edge => Some(edge),
             };
+            let shared_limit = self.device.inner.kernels.shared_limit()?;
             return Ok(self
                 .layers
                 .iter()
                 .map(|layer| {
-                    let kernel = LayerKernel::for_strategy(
+                    let wanted = LayerKernel::for_strategy(
                         strategy,
                         self.max_batch,
                         layer.units,
@@ -58,7 +59,19 @@ impl<T: GpuElement> GpuPlan<T> {
                         forced_tile,
                     )
                     .unwrap_or(LayerKernel::Cublas);
-                    (kernel, format!("strategy {strategy}"))
+                    let kernel = wanted.or_fallback(
+                        (self.max_batch, layer.inputs, layer.units),
+                        T::DTYPE,
+                        layer.activation,
+                        shared_limit,
+                        multiprocessors,
+                    );
+                    let reason = if kernel == wanted {
+                        format!("strategy {strategy}")
+                    } else {
+                        format!("strategy {strategy}: {wanted} cannot take this layer, {kernel}")
+                    };
+                    (kernel, reason)
                 })
                 .collect());
         }
@@ -130,7 +143,7 @@ impl<T: GpuElement> GpuPlan<T> {
     }
 
     /// Timing needs realistic operands: random values, never zeros.
-    fn fill_tuning_input(&self, lane: &mut Lane, scratch: &mut Scratch<T>) -> Result<()> {
+    pub(super) fn fill_tuning_input(&self, lane: &mut Lane, scratch: &mut Scratch<T>) -> Result<()> {
         let len = scratch.ping.len();
         let random = crate::tensor::random_batch(1, len, 0x7a11);
         let values: Vec<T> = random.iter().map(|&x| T::from_f32(x)).collect();
@@ -152,7 +165,12 @@ impl<T: GpuElement> GpuPlan<T> {
         let mut timings = Vec::new();
         let mut failed = Vec::new();
         let mut first_error = None;
-        for kernel in LayerKernel::ALL {
+        let shared_limit = self.device.inner.kernels.shared_limit()?;
+        let shape = (self.max_batch, layer.inputs, layer.units);
+        let candidates = LayerKernel::ALL
+            .into_iter()
+            .filter(|kernel| kernel.supports(shape, T::DTYPE, layer.activation, shared_limit));
+        for kernel in candidates {
             let result = median_ms(&context, &stream, TUNE_WARMUP, TUNE_REPEATS, || {
                 self.run_layer(lane, scratch, layer, kernel)
             });
