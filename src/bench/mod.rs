@@ -302,6 +302,18 @@ pub fn run(
     dtypes: &[DType],
     repeats: usize,
 ) -> Result<BenchReport> {
+    run_with_tf32(device, shapes, dtypes, repeats, false)
+}
+
+/// [`run`], with f32 GEMMs on a GPU allowed TF32 tensor cores (`--tf32`; about 1e-3
+/// relative error). The CPU ignores it.
+pub fn run_with_tf32(
+    device: &Device,
+    shapes: &[Shape],
+    dtypes: &[DType],
+    repeats: usize,
+    allow_tf32: bool,
+) -> Result<BenchReport> {
     if repeats == 0 {
         return Err(Error::InvalidArgument("repeats must be at least 1".into()));
     }
@@ -315,8 +327,8 @@ pub fn run(
             Device::Cpu(cpu) => results.push(cpu::bench_dense(cpu, shape, repeats)),
             Device::Cuda(cuda) => {
                 for &dtype in dtypes {
-                    results.extend(crate::device::cuda::bench_dense(
-                        cuda, shape, dtype, repeats,
+                    results.extend(crate::device::cuda::bench_dense_with(
+                        cuda, shape, dtype, repeats, allow_tf32,
                     )?);
                 }
             }
