@@ -103,7 +103,11 @@ fn timed_network(device: &Device, rows: usize, allow_tf32: bool) -> Result<Strin
     let _ = writeln!(
         text,
         "\n784-512-256-10 network (sigmoid, relu, linear), {rows} rows on {device}{}",
-        if allow_tf32 && device.is_cuda() { ", TF32" } else { "" }
+        if allow_tf32 && device.is_cuda() {
+            ", TF32"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(
         text,

@@ -41,10 +41,19 @@ const SIGMOID: Activation = Activation::Sigmoid;
 
 const VARIANTS: [(&str, Variant); 8] = [
     ("cublas-gemm-only", Variant::GemmOnly),
-    ("cublas+epilogue", Variant::Dense(LayerKernel::Cublas, SIGMOID)),
-    ("cublaslt-bias+act", Variant::Dense(LayerKernel::CublasLt, SIGMOID)),
+    (
+        "cublas+epilogue",
+        Variant::Dense(LayerKernel::Cublas, SIGMOID),
+    ),
+    (
+        "cublaslt-bias+act",
+        Variant::Dense(LayerKernel::CublasLt, SIGMOID),
+    ),
     ("fused", Variant::Dense(LayerKernel::Fused, SIGMOID)),
-    ("fused_small", Variant::Dense(LayerKernel::FusedSmall, SIGMOID)),
+    (
+        "fused_small",
+        Variant::Dense(LayerKernel::FusedSmall, SIGMOID),
+    ),
     ("narrow", Variant::Dense(LayerKernel::Narrow, SIGMOID)),
     ("splitk", Variant::Dense(LayerKernel::SplitK, SIGMOID)),
     // cuBLASLt fuses relu (not sigmoid) into the GEMM: the one-call layer, with relu.
@@ -215,9 +224,8 @@ fn bench_typed<T: GpuElement>(
     let mut candidates: Vec<(LayerKernel, f64)> = Vec::new();
     let time = |variant: Variant, lane: &mut Lane, sets: &mut [BufferSet<T>]| {
         let total_ms = median_ms(&context, &stream, WARMUP, repeats, || {
-            sets.iter_mut().try_for_each(|set| {
-                run_variant(device, lane, variant, set, shape, allow_tf32)
-            })
+            sets.iter_mut()
+                .try_for_each(|set| run_variant(device, lane, variant, set, shape, allow_tf32))
         });
         let synced = lane.synchronize();
         let per_layer_ms = total_ms? / count as f64;

@@ -87,7 +87,12 @@ pub(crate) fn narrow_dense<T: GpuElement>(
             T::DTYPE
         )));
     }
-    let name = format!("narrow{}_{}_{}", 32 * slots, activation.name(), T::DTYPE.name());
+    let name = format!(
+        "narrow{}_{}_{}",
+        32 * slots,
+        activation.name(),
+        T::DTYPE.name()
+    );
     let function = kernels.function("narrow", &name, true)?;
     let shared_u32 = u32::try_from(shared).unwrap_or(u32::MAX);
     let resident = function

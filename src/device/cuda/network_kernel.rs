@@ -67,9 +67,15 @@ fn shared_bytes(widest: usize) -> usize {
 }
 
 /// Why the kernel cannot run this network, or `None` when it can.
-pub(crate) fn unsupported<T>(layers: &[NetworkLayer<'_, T>], shared_limit: usize) -> Option<String> {
+pub(crate) fn unsupported<T>(
+    layers: &[NetworkLayer<'_, T>],
+    shared_limit: usize,
+) -> Option<String> {
     if layers.is_empty() || layers.len() > NETWORK_MAX_LAYERS {
-        return Some(format!("{} layers (1 to {NETWORK_MAX_LAYERS} fit)", layers.len()));
+        return Some(format!(
+            "{} layers (1 to {NETWORK_MAX_LAYERS} fit)",
+            layers.len()
+        ));
     }
     let widest = layers
         .iter()
@@ -77,7 +83,9 @@ pub(crate) fn unsupported<T>(layers: &[NetworkLayer<'_, T>], shared_limit: usize
         .max()
         .unwrap_or(0);
     if widest > NETWORK_MAX_WIDTH || layers.iter().any(|l| l.inputs == 0 || l.units == 0) {
-        return Some(format!("widths up to {widest} (1 to {NETWORK_MAX_WIDTH} fit)"));
+        return Some(format!(
+            "widths up to {widest} (1 to {NETWORK_MAX_WIDTH} fit)"
+        ));
     }
     if shared_bytes(widest) > shared_limit {
         return Some("not enough shared memory".to_string());
@@ -119,7 +127,11 @@ pub(crate) fn network_forward<T: GpuElement>(
                 layer.inputs
             )));
         }
-        check_len("a layer's weights", layer.weight.len(), layer.inputs * layer.units)?;
+        check_len(
+            "a layer's weights",
+            layer.weight.len(),
+            layer.inputs * layer.units,
+        )?;
         check_len("a layer's bias", layer.bias.len(), layer.units)?;
         params.widths[l + 1] = as_int(layer.units, "layer width")?;
         params.activations[l] = activation_code(layer.activation).unwrap_or(SOFTMAX_CODE);
@@ -139,7 +151,11 @@ pub(crate) fn network_forward<T: GpuElement>(
     if rows == 0 {
         return Ok(());
     }
-    let widest = layers.iter().map(|l| l.inputs.max(l.units)).max().unwrap_or(1);
+    let widest = layers
+        .iter()
+        .map(|l| l.inputs.max(l.units))
+        .max()
+        .unwrap_or(1);
     let shared = shared_bytes(widest);
     let name = format!("network_{}", T::DTYPE.name());
     let function = kernels.function("network", &name, true)?;
@@ -193,7 +209,10 @@ mod tests {
             .take_while(|line| line.trim_start().starts_with("MACRO("))
             .filter_map(|line| line.trim_start().strip_prefix("MACRO(")?.split(',').next())
             .collect();
-        assert_eq!(names, DEVICE_ACTIVATION_ORDER, "update DEVICE_ACTIVATION_ORDER");
+        assert_eq!(
+            names, DEVICE_ACTIVATION_ORDER,
+            "update DEVICE_ACTIVATION_ORDER"
+        );
         assert_eq!(activation_code(Activation::Softmax), Some(SOFTMAX_CODE));
     }
 

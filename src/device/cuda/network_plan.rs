@@ -102,13 +102,8 @@ impl<T: GpuElement> GpuPlan<T> {
         if let Some(cache) = shared {
             cache.insert(&key, record.clone());
         }
-        Ok((record.choice == WHOLE).then(|| {
-            format!(
-                "auto: {how}{} at {} rows",
-                record.explain(),
-                self.max_batch
-            )
-        }))
+        Ok((record.choice == WHOLE)
+            .then(|| format!("auto: {how}{} at {} rows", record.explain(), self.max_batch)))
     }
 
     /// The key of the whole network: the per-layer key's fields, with the device name

@@ -54,7 +54,11 @@ pub(crate) struct SplitkWorkspace {
 
 impl SplitkWorkspace {
     /// At least `len` floats, allocated on `stream` when the current buffer is smaller.
-    fn at_least(&mut self, stream: &std::sync::Arc<CudaStream>, len: usize) -> Result<&mut CudaSlice<f32>> {
+    fn at_least(
+        &mut self,
+        stream: &std::sync::Arc<CudaStream>,
+        len: usize,
+    ) -> Result<&mut CudaSlice<f32>> {
         if self.buffer.as_ref().is_none_or(|b| b.len() < len) {
             self.buffer = None; // free the old one first
             let fresh = stream

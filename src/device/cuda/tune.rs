@@ -143,7 +143,11 @@ impl<T: GpuElement> GpuPlan<T> {
     }
 
     /// Timing needs realistic operands: random values, never zeros.
-    pub(super) fn fill_tuning_input(&self, lane: &mut Lane, scratch: &mut Scratch<T>) -> Result<()> {
+    pub(super) fn fill_tuning_input(
+        &self,
+        lane: &mut Lane,
+        scratch: &mut Scratch<T>,
+    ) -> Result<()> {
         let len = scratch.ping.len();
         let random = crate::tensor::random_batch(1, len, 0x7a11);
         let values: Vec<T> = random.iter().map(|&x| T::from_f32(x)).collect();
