@@ -56,7 +56,7 @@ template <typename T> struct GlobalWeights {
 };
 
 /// One layer for the warp's rows: src (k columns, zero up to a multiple of 4) → dst (n
-/// columns, zero up to 32·CJ), or → `out` in global memory when `out` is not null.
+/// columns, zero up to a multiple of 4), or → `out` in global memory when `out` is not null.
 template <typename T, int CJ>
 __device__ __forceinline__ void network_layer(const float* src, float* dst, int stride,
                                               const NetworkLayers& layers, int l, T* out, int m,
@@ -66,6 +66,7 @@ __device__ __forceinline__ void network_layer(const float* src, float* dst, int 
     const T* w = reinterpret_cast<const T*>(layers.weights[l]);
     const T* bias = reinterpret_cast<const T*>(layers.biases[l]);
     const int code = layers.activations[l];
+    const int padded = ceil_div(n, 4) * 4;
     float acc[RM][CJ];
 #pragma unroll
     for (int r = 0; r < RM; ++r)
@@ -94,7 +95,8 @@ __device__ __forceinline__ void network_layer(const float* src, float* dst, int 
             const int c = lane + 32 * j;
             if (out != nullptr) {
                 if (c < n) out[static_cast<size_t>(row) * n + c] = from_float<T>(z[j]);
-            } else {
+            } else if (c < padded) {
+                // The next layer reads ceil(n / 4) · 4 ≤ stride - 4 columns: zeros past n.
                 dst[r * stride + c] = c < n ? z[j] : 0.0f;
             }
         }

@@ -397,3 +397,17 @@ impl Network {
         crate::graph::summary::render(self, Some(&plan.kernel_choices()))
     }
 }
+
+#[cfg(test)]
+mod strategy_tests {
+    use super::*;
+
+    #[test]
+    fn every_strategy_parses_from_its_name() {
+        for strategy in Strategy::ALL {
+            assert_eq!(strategy.name().parse::<Strategy>().unwrap(), strategy);
+        }
+        let err = "cublas_v2".parse::<Strategy>().unwrap_err().to_string();
+        assert!(err.contains("narrow") && err.contains("network"), "{err}");
+    }
+}

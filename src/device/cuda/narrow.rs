@@ -158,4 +158,28 @@ mod tests {
         assert!(!fits(256, 256, DType::F32, 227 * 1024));
         assert!(!fits(0, 16, DType::F32, 227 * 1024));
     }
+
+    /// Every kernel the launchers of narrow.rs, splitk.rs and network_kernel.rs name.
+    #[test]
+    fn every_launched_kernel_is_in_the_ptx() {
+        use crate::activation::Activation;
+        let has = |module: &str, name: &str| {
+            let ptx = super::super::ptx::module(module).unwrap_or_default();
+            assert!(ptx.contains(&format!(".entry {name}(")), "{module} lacks {name}");
+        };
+        for dtype in DType::ALL {
+            let d = dtype.name();
+            for activation in Activation::ALL {
+                let a = activation.name();
+                for slots in [1, 2, 4, 8] {
+                    has("narrow", &format!("narrow{}_{a}_{d}", 32 * slots));
+                }
+                if activation.is_elementwise() {
+                    has("splitk", &format!("splitk_reduce_{a}_{d}"));
+                }
+            }
+            has("splitk", &format!("splitk_partial_{d}"));
+            has("network", &format!("network_{d}"));
+        }
+    }
 }
