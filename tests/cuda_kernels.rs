@@ -15,7 +15,7 @@ use common::{gpu, reference_forward};
 use ndarray::{array, Array1, Array2};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use vecprop::device::cuda::{bench_dense, AUTO_PREFIX};
+use vecprop::device::cuda::{bench_dense, AUTO_VARIANT};
 use vecprop::{Activation, DType, Device, Network, Plan, PlanOptions, Strategy};
 
 const DTYPES: [DType; 3] = [DType::F32, DType::F16, DType::BF16];
@@ -263,8 +263,10 @@ fn bench_reports_our_kernels_and_an_auto_row() {
             assert!(variants.contains(&own), "{dtype}: {variants:?}");
             assert!(!own.starts_with("cublas"));
         }
-        let auto = variants.last().expect("rows");
-        assert!(auto.starts_with(AUTO_PREFIX), "{variants:?}");
+        let auto = results.last().expect("rows");
+        assert_eq!(auto.variant, AUTO_VARIANT, "{variants:?}");
+        let picked = auto.picked.as_deref().expect("the auto row names its pick");
+        assert!(variants.contains(&picked), "{picked} not in {variants:?}");
         for m in &results {
             assert!(m.median_ms > 0.0 && m.median_ms.is_finite(), "{m:?}");
         }

@@ -324,11 +324,10 @@ fn bench_reports_every_variant_with_sane_numbers() {
                 "cublaslt-fused-relu",
             ]
         );
-        let auto = variants.last().expect("an auto row");
-        assert!(
-            auto.starts_with(vecprop::device::cuda::AUTO_PREFIX),
-            "{auto}"
-        );
+        let auto = results.last().expect("an auto row");
+        assert_eq!(auto.variant, vecprop::device::cuda::AUTO_VARIANT);
+        let picked = auto.picked.as_deref().expect("the auto row names its pick");
+        assert!(variants.contains(&picked), "{picked} not in {variants:?}");
         for m in &results {
             assert!(m.median_ms > 0.0 && m.median_ms.is_finite(), "{m:?}");
             assert!(m.gflops > 0.0, "{m:?}");

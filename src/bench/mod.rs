@@ -94,9 +94,18 @@ pub struct Measurement {
     pub gflops: f64,
     /// The minimum traffic ([`Shape::min_bytes`]) over the median time, in GB/s.
     pub gbytes_per_s: f64,
+    /// For the `auto` variant: the kernel `Strategy::Auto` picks for this layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub picked: Option<String>,
 }
 
 impl Measurement {
+    /// The same measurement, noting the kernel that was picked (the `auto` variant).
+    pub fn with_picked(mut self, kernel: impl Into<String>) -> Self {
+        self.picked = Some(kernel.into());
+        self
+    }
+
     /// A measurement from a shape, a label and the median time.
     pub fn new(shape: Shape, variant: impl Into<String>, dtype: DType, median_ms: f64) -> Self {
         let seconds = median_ms / 1e3;
@@ -109,6 +118,7 @@ impl Measurement {
             median_ms,
             gflops: shape.flops() / seconds / 1e9,
             gbytes_per_s: shape.min_bytes(dtype) / seconds / 1e9,
+            picked: None,
         }
     }
 }
@@ -239,7 +249,10 @@ impl BenchReport {
             out.push_str(&format!(
                 "{:<20} {:<22} {:<5} {:>12.4} {:>10.1} {:>9.1}",
                 shape.to_string(),
-                r.variant,
+                match &r.picked {
+                    Some(kernel) => format!("{}={kernel}", r.variant),
+                    None => r.variant.clone(),
+                },
                 r.dtype,
                 r.median_ms,
                 r.gflops,

@@ -131,8 +131,8 @@ pub fn bench_dense_with(
     match *device {}
 }
 
-/// The label prefix of `vecprop bench`'s `auto` rows (as in the CUDA build).
-pub const AUTO_PREFIX: &str = "auto:";
+/// The variant of `vecprop bench`'s `auto` rows (as in the CUDA build).
+pub const AUTO_VARIANT: &str = "auto";
 
 /// Unreachable: no [`CudaDevice`] exists in this build.
 pub fn bench_copies(

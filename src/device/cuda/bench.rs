@@ -63,15 +63,15 @@ const VARIANTS: [(&str, Variant); 8] = [
     ),
 ];
 
-/// The label of the `auto` row: `auto:<kernel>`, the kernel a plan would pick.
-pub const AUTO_PREFIX: &str = "auto:";
+/// The label of the `auto` row; its `picked` field names the kernel a plan would pick.
+pub const AUTO_VARIANT: &str = "auto";
 
 /// Times one dense layer of `shape` (sigmoid) per variant, in `dtype`, on `device`:
 /// `cublas-gemm-only`, `cublas+epilogue`, `cublaslt-bias+act`, `fused`, `fused_small`, then
 /// vecprop's `narrow` (n ≤ 256) and `splitk` (m ≤ 64) where they take the shape,
 /// `cublaslt-fused-relu` (the one-call cuBLASLt layer; relu, since cuBLASLt has no sigmoid),
-/// and last `auto:<kernel>`: the kernel `Strategy::Auto` would pick for this layer (the
-/// fastest sigmoid layer measured here), timed again.
+/// and last `auto`: the kernel `Strategy::Auto` would pick for this layer (the fastest
+/// sigmoid layer measured here; [`Measurement::picked`] names its row), timed again.
 ///
 /// The median of `repeats` timed runs (at least 1) after warm-up; f32 GEMMs use full f32
 /// precision (no TF32).
@@ -220,8 +220,8 @@ fn bench_typed<T: GpuElement>(
     let stream = Arc::clone(&lane.stream);
     let shared_limit = inner.kernels.shared_limit()?;
     let mut measurements = Vec::with_capacity(VARIANTS.len() + 1);
-    // The sigmoid layers measured: Auto's candidates, as (kernel, ms).
-    let mut candidates: Vec<(LayerKernel, f64)> = Vec::new();
+    // The sigmoid layers measured: Auto's candidates, as (kernel, label, ms).
+    let mut candidates: Vec<(LayerKernel, &str, f64)> = Vec::new();
     let time = |variant: Variant, lane: &mut Lane, sets: &mut [BufferSet<T>]| {
         let total_ms = median_ms(&context, &stream, WARMUP, repeats, || {
             sets.iter_mut()
@@ -241,14 +241,14 @@ fn bench_typed<T: GpuElement>(
         }
         let ms = time(variant, &mut lane, &mut sets)?;
         if let Variant::Dense(kernel, SIGMOID) = variant {
-            candidates.push((kernel, ms));
+            candidates.push((kernel, label, ms));
         }
         measurements.push(Measurement::new(shape, label, T::DTYPE, ms));
     }
-    if let Some(&(pick, _)) = candidates.iter().min_by(|a, b| a.1.total_cmp(&b.1)) {
+    if let Some(&(pick, label, _)) = candidates.iter().min_by(|a, b| a.2.total_cmp(&b.2)) {
         let ms = time(Variant::Dense(pick, SIGMOID), &mut lane, &mut sets)?;
-        let label = format!("{AUTO_PREFIX}{pick}");
-        measurements.push(Measurement::new(shape, label, T::DTYPE, ms));
+        let auto = Measurement::new(shape, AUTO_VARIANT, T::DTYPE, ms).with_picked(label);
+        measurements.push(auto);
     }
     inner.check_deferred_errors()?;
     Ok(measurements)

@@ -38,7 +38,7 @@ use cudarc::driver::{CudaContext, DeviceRepr, ValidAsZeroBits};
 
 use context::DeviceInfo;
 
-pub use bench::{bench_ceilings, bench_copies, bench_dense, bench_dense_with, AUTO_PREFIX};
+pub use bench::{bench_ceilings, bench_copies, bench_dense, bench_dense_with, AUTO_VARIANT};
 pub use context::describe_devices;
 pub use plan::CudaPlan;
 pub use pool::PoolStats;

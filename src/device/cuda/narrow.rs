@@ -165,7 +165,10 @@ mod tests {
         use crate::activation::Activation;
         let has = |module: &str, name: &str| {
             let ptx = super::super::ptx::module(module).unwrap_or_default();
-            assert!(ptx.contains(&format!(".entry {name}(")), "{module} lacks {name}");
+            assert!(
+                ptx.contains(&format!(".entry {name}(")),
+                "{module} lacks {name}"
+            );
         };
         for dtype in DType::ALL {
             let d = dtype.name();
