@@ -9,6 +9,9 @@
 //!   are in [`pass`], kernel choice (and tuning caches) in [`tune`], CUDA Graph capture
 //!   and replay in [`graph_exec`], and the overlapping stream pipeline in [`streaming`].
 //! - [`bench`]: per-variant timings of one layer, and host↔device copy timings.
+//! - `narrow`, `splitk`, `network_kernel`: vecprop's own kernels where cuBLAS is weakest
+//!   (layers of up to 256 units, batches of up to 64 rows, whole small networks in one
+//!   launch); `network_plan`: whether a plan runs the whole-network kernel.
 
 mod bench;
 mod blas;
