@@ -3,7 +3,8 @@
 //!
 //! Auto looks a layer up first in the plan's shared cache (usually a file beside the model,
 //! `PlanOptions::tuning`), then in the device's in-memory cache, and times the candidates
-//! only when neither knows the shape. What it measures goes into both. A remembered choice
+//! only when neither knows the shape, and only kernels whose output agrees with the first
+//! candidate's (cuBLAS's) can win. What it measures goes into both. A remembered choice
 //! that names no kernel this build has (a stale file) is ignored and re-measured.
 
 use std::sync::atomic::Ordering;
@@ -174,10 +175,21 @@ impl<T: GpuElement> GpuPlan<T> {
         let candidates = LayerKernel::ALL
             .into_iter()
             .filter(|kernel| kernel.supports(shape, T::DTYPE, layer.activation, shared_limit));
+        // The first kernel that runs (cuBLAS, when present) is the reference the others must
+        // agree with: a kernel that computes something else is never chosen, however fast.
+        let mut reference: Option<Vec<f32>> = None;
         for kernel in candidates {
-            let result = median_ms(&context, &stream, TUNE_WARMUP, TUNE_REPEATS, || {
-                self.run_layer(lane, scratch, layer, kernel)
-            });
+            let result = self
+                .poison_output(lane, scratch, layer)
+                .and_then(|()| {
+                    median_ms(&context, &stream, TUNE_WARMUP, TUNE_REPEATS, || {
+                        self.run_layer(lane, scratch, layer, kernel)
+                    })
+                })
+                .and_then(|ms| {
+                    self.agrees(lane, scratch, layer, kernel, &mut reference)?;
+                    Ok(ms)
+                });
             match result {
                 Ok(ms) => timings.push((kernel.name().to_string(), ms)),
                 Err(err) => {
@@ -193,6 +205,73 @@ impl<T: GpuElement> GpuPlan<T> {
         };
         let best = record.choice.parse()?;
         Ok((best, record, failed))
+    }
+
+    /// Fills the layer's output in `scratch.pong` with NaN, so that an element a candidate
+    /// does not write cannot pass as the previous candidate's result.
+    fn poison_output(
+        &self,
+        lane: &Lane,
+        scratch: &mut Scratch<T>,
+        layer: &GpuLayer<T>,
+    ) -> Result<()> {
+        let len = self.max_batch * layer.units;
+        let nan = vec![T::from_f32(f32::NAN); len];
+        lane.stream
+            .memcpy_htod(&nan, &mut scratch.pong.view_mut(len)?)
+            .during("poisoning the tuning output")?;
+        // The copy reads pageable memory: wait before `nan` is freed.
+        lane.synchronize()
+    }
+
+    /// Errors unless `kernel`'s output (in `scratch.pong`) matches the reference (the first
+    /// candidate's output, which becomes the reference when there is none yet): norm-wise
+    /// relative difference at most 1e-4 in strict f32, 1e-2 when TF32 may differ, 2e-2 in
+    /// f16/bf16; every element finite where the reference is.
+    fn agrees(
+        &self,
+        lane: &Lane,
+        scratch: &Scratch<T>,
+        layer: &GpuLayer<T>,
+        kernel: LayerKernel,
+        reference: &mut Option<Vec<f32>>,
+    ) -> Result<()> {
+        let len = self.max_batch * layer.units;
+        let mut host = vec![T::from_f32(0.0); len];
+        lane.stream
+            .memcpy_dtoh(&scratch.pong.view(len)?, &mut host)
+            .during("reading a tuning output")?;
+        lane.synchronize()?;
+        let got: Vec<f32> = host.iter().map(|x| x.to_f32()).collect();
+        let Some(want) = reference.as_ref() else {
+            *reference = Some(got);
+            return Ok(());
+        };
+        let tolerance = match (T::DTYPE, self.allow_tf32) {
+            (DType::F32, false) => 1e-4,
+            (DType::F32, true) => 1e-2,
+            _ => 2e-2,
+        };
+        let scale = want.iter().fold(1e-3_f32, |m, w| m.max(w.abs()));
+        let worst = got.iter().zip(want).fold(0.0_f32, |worst, (&g, &w)| {
+            let error = (g - w).abs();
+            if error.is_nan() && !w.is_nan() {
+                f32::INFINITY
+            } else {
+                worst.max(error)
+            }
+        });
+        if worst / scale <= tolerance {
+            return Ok(());
+        }
+        Err(Error::Cuda {
+            context: format!("checking kernel `{kernel}` while tuning"),
+            message: format!(
+                "its output differs from the reference kernel's by {:e} (relative), more than \
+                 {tolerance:e}; it is not used",
+                worst / scale
+            ),
+        })
     }
 
     /// Queues `layer` on max_batch rows, reading `scratch.ping` and writing `scratch.pong`.
