@@ -28,6 +28,7 @@ ORDER = [
     "fused",
     "fused_small",
     "narrow",
+    "narrow_mma",
     "splitk",
     "cublaslt-fused-relu",
     "auto",
@@ -41,7 +42,7 @@ GEMM_ONLY = "cublas-gemm-only"
 UNFUSED = "cublas+epilogue"
 TORCH = ("torch-eager", "torch-compile")
 # vecprop's own kernels and Auto's pick, compared with cuBLAS + epilogue like the fused ones.
-OWN = ("narrow", "splitk", "auto")
+OWN = ("narrow", "narrow_mma", "splitk", "auto")
 DTYPE_ORDER = {"f32": 0, "f16": 1, "bf16": 2}
 
 

@@ -80,9 +80,10 @@ fn compile(
         .unwrap_or_else(|err| panic!("compiling for {strategy} {dtype}: {err}"))
 }
 
-/// One kernel under test: its strategy, the text its kernel choices must contain (proof that
+/// One kernel under test: its dtypes, its strategy, the text its kernel choices must contain (proof that
 /// it ran, not a fallback), the topologies and row counts, and the largest batch per pass.
 struct Case {
+    dtypes: &'static [DType],
     strategy: Strategy,
     ran: &'static str,
     topologies: &'static [&'static [usize]],
@@ -93,7 +94,7 @@ struct Case {
 /// Every topology, row count and dtype of `case`, with `activations` cycled over the layers.
 fn check(case: &Case, activations: &[Activation]) {
     let (device, _) = gpu();
-    for dtype in DTYPES {
+    for &dtype in case.dtypes {
         for (t, widths) in case.topologies.iter().enumerate() {
             let network = network(widths, activations, dtype, 300 + t as u64);
             let plan = compile(&network, &device, case.strategy, dtype, case.max_batch);
@@ -130,6 +131,7 @@ fn check(case: &Case, activations: &[Activation]) {
 }
 
 const NARROW: Case = Case {
+    dtypes: &DTYPES,
     strategy: Strategy::Narrow,
     ran: "narrow_",
     // n = 1..256 over every slot size (32, 64, 128, 256); k up to 200, not multiples of 8.
@@ -145,6 +147,7 @@ const NARROW: Case = Case {
 };
 
 const SPLITK: Case = Case {
+    dtypes: &DTYPES,
     strategy: Strategy::SplitK,
     ran: "splitk_partial",
     // Long k (many splits) and narrow or odd n (partial strips, scalar weight loads).
@@ -153,7 +156,24 @@ const SPLITK: Case = Case {
     max_batch: 64,
 };
 
+const NARROW_MMA: Case = Case {
+    dtypes: &[DType::F16, DType::BF16],
+    strategy: Strategy::NarrowMma,
+    ran: "narrow_mma_",
+    // n over every slot size up to 128; odd k (the element-wise A path), k = 64 and k > 64.
+    topologies: &[
+        &[2, 3],
+        &[33, 65, 7],
+        &[64, 64, 64],
+        &[130, 17, 128],
+        &[7, 100, 127],
+    ],
+    rows: &[1, 3, 17, 1000, 65537],
+    max_batch: 65537,
+};
+
 const NETWORK: Case = Case {
+    dtypes: &DTYPES,
     strategy: Strategy::Network,
     ran: "network kernel",
     topologies: &[
@@ -183,6 +203,7 @@ macro_rules! per_activation {
 }
 
 per_activation!(narrow, NARROW);
+per_activation!(narrow_mma, NARROW_MMA);
 per_activation!(splitk, SPLITK);
 per_activation!(network, NETWORK);
 
@@ -203,6 +224,7 @@ fn network_with_a_different_activation_per_layer() {
 fn cublaslt_fused_runs_relu_and_linear_in_one_call() {
     for activation in [Activation::Relu, Activation::Linear] {
         let case = Case {
+            dtypes: &DTYPES,
             strategy: Strategy::CublasLtFused,
             ran: "(one call)",
             topologies: &[&[2, 3], &[33, 65, 7], &[784, 512, 10]],

@@ -31,7 +31,7 @@ pub struct Args {
     #[arg(long)]
     dtype: Option<String>,
     /// How GPU layers are computed: auto, cublas, cublaslt, fused, cublaslt_fused, narrow,
-    /// splitk or network.
+    /// narrow_mma, splitk or network.
     #[arg(long, default_value = "auto")]
     kernel: String,
     /// On a GPU, run f32 GEMMs on TF32 tensor cores: much faster, about 1e-3 relative error

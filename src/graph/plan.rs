@@ -36,6 +36,9 @@ pub enum Strategy {
     Narrow,
     /// vecprop's split-K kernel for small batches (weights spread over every SM).
     SplitK,
+    /// vecprop's narrow-layer kernel on the tensor cores (f16/bf16, up to 128 units); other
+    /// layers as under `Fused`.
+    NarrowMma,
     /// vecprop's whole-network kernel: every layer in one launch when the network fits on
     /// chip (up to 8 layers of at most 256 units); otherwise as under `Fused`.
     Network,
@@ -43,7 +46,7 @@ pub enum Strategy {
 
 impl Strategy {
     /// Every strategy, as the command line lists them.
-    pub const ALL: [Strategy; 8] = [
+    pub const ALL: [Strategy; 9] = [
         Strategy::Auto,
         Strategy::Cublas,
         Strategy::CublasLt,
@@ -52,6 +55,7 @@ impl Strategy {
         Strategy::Narrow,
         Strategy::SplitK,
         Strategy::Network,
+        Strategy::NarrowMma,
     ];
 }
 
@@ -66,6 +70,7 @@ impl Strategy {
             Strategy::CublasLtFused => "cublaslt_fused",
             Strategy::Narrow => "narrow",
             Strategy::SplitK => "splitk",
+            Strategy::NarrowMma => "narrow_mma",
             Strategy::Network => "network",
         }
     }

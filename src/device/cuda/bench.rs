@@ -39,7 +39,7 @@ enum Variant {
 /// The bench's layer: sigmoid, which no cuBLASLt epilogue has.
 const SIGMOID: Activation = Activation::Sigmoid;
 
-const VARIANTS: [(&str, Variant); 8] = [
+const VARIANTS: [(&str, Variant); 9] = [
     ("cublas-gemm-only", Variant::GemmOnly),
     (
         "cublas+epilogue",
@@ -55,6 +55,10 @@ const VARIANTS: [(&str, Variant); 8] = [
         Variant::Dense(LayerKernel::FusedSmall, SIGMOID),
     ),
     ("narrow", Variant::Dense(LayerKernel::Narrow, SIGMOID)),
+    (
+        "narrow_mma",
+        Variant::Dense(LayerKernel::NarrowMma, SIGMOID),
+    ),
     ("splitk", Variant::Dense(LayerKernel::SplitK, SIGMOID)),
     // cuBLASLt fuses relu (not sigmoid) into the GEMM: the one-call layer, with relu.
     (
@@ -68,7 +72,8 @@ pub const AUTO_VARIANT: &str = "auto";
 
 /// Times one dense layer of `shape` (sigmoid) per variant, in `dtype`, on `device`:
 /// `cublas-gemm-only`, `cublas+epilogue`, `cublaslt-bias+act`, `fused`, `fused_small`, then
-/// vecprop's `narrow` (n ≤ 256) and `splitk` (m ≤ 64) where they take the shape,
+/// vecprop's `narrow` (n ≤ 256), `narrow_mma` (f16/bf16, n ≤ 128) and `splitk` (m ≤ 64)
+/// where they take the shape,
 /// `cublaslt-fused-relu` (the one-call cuBLASLt layer; relu, since cuBLASLt has no sigmoid),
 /// and last `auto`: the kernel `Strategy::Auto` would pick for this layer (the fastest
 /// sigmoid layer measured here; [`Measurement::picked`] names its row), timed again.

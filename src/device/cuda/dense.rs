@@ -7,7 +7,7 @@ use cudarc::driver::{CudaView, CudaViewMut};
 
 use super::blas::{self, GemmOperands};
 use super::kernels::{self, KernelOp};
-use super::narrow::{self, narrow_dense};
+use super::narrow::{narrow_dense, Narrow};
 use super::splitk::{splitk_dense, SPLITK_MAX_ROWS};
 use super::stream::Lane;
 use super::{DeviceInner, GpuElement};
@@ -33,11 +33,13 @@ pub(crate) enum LayerKernel {
     Narrow,
     /// `splitk_partial` + `splitk_reduce_<act>`: weights spread over every SM, for few rows.
     SplitK,
+    /// `narrow_mma<NP>_<act>`: the narrow kernel on the tensor cores (f16/bf16, n ≤ 128).
+    NarrowMma,
 }
 
 impl LayerKernel {
     /// Every kernel, in the order Auto times them.
-    pub(crate) const ALL: [LayerKernel; 7] = [
+    pub(crate) const ALL: [LayerKernel; 8] = [
         LayerKernel::Cublas,
         LayerKernel::CublasLt,
         LayerKernel::Fused,
@@ -45,6 +47,7 @@ impl LayerKernel {
         LayerKernel::CublasLtFused,
         LayerKernel::Narrow,
         LayerKernel::SplitK,
+        LayerKernel::NarrowMma,
     ];
 
     /// Whether this kernel can run an m×k×n layer with `activation` in `dtype` on a GPU that
@@ -62,7 +65,8 @@ impl LayerKernel {
             | LayerKernel::Fused
             | LayerKernel::FusedSmall => true,
             LayerKernel::CublasLtFused => blas::fused_epilogue(activation).is_some(),
-            LayerKernel::Narrow => narrow::fits(k, n, dtype, shared_limit),
+            LayerKernel::Narrow => Narrow::Simt.fits(k, n, dtype, shared_limit),
+            LayerKernel::NarrowMma => Narrow::Mma.fits(k, n, dtype, shared_limit),
             LayerKernel::SplitK => m <= SPLITK_MAX_ROWS && k > 0,
         }
     }
@@ -87,6 +91,7 @@ impl LayerKernel {
             Strategy::Fused => Some(Self::fused_tile_for(rows, units, multiprocessors)),
             Strategy::CublasLtFused => Some(LayerKernel::CublasLtFused),
             Strategy::Narrow => Some(LayerKernel::Narrow),
+            Strategy::NarrowMma => Some(LayerKernel::NarrowMma),
             Strategy::SplitK => Some(LayerKernel::SplitK),
             // Layers that the whole-network kernel cannot take run as under Fused.
             Strategy::Network => Some(Self::fused_tile_for(rows, units, multiprocessors)),
@@ -139,6 +144,7 @@ impl LayerKernel {
             LayerKernel::FusedSmall => fused("fused_small"),
             LayerKernel::CublasLtFused => format!("cublaslt gemm+bias+{activation} (one call)"),
             LayerKernel::Narrow => format!("narrow_{activation}"),
+            LayerKernel::NarrowMma => format!("narrow_mma_{activation}"),
             LayerKernel::SplitK if activation.is_elementwise() => {
                 format!("splitk_partial + splitk_reduce_{activation}")
             }
@@ -160,6 +166,7 @@ impl LayerKernel {
             LayerKernel::CublasLtFused => "cublaslt_fused",
             LayerKernel::Narrow => "narrow",
             LayerKernel::SplitK => "splitk",
+            LayerKernel::NarrowMma => "narrow_mma",
         }
     }
 }
@@ -246,7 +253,7 @@ pub(crate) fn run_dense<T: GpuElement>(
                 epilogue,
             )
         }
-        LayerKernel::Narrow | LayerKernel::SplitK => {
+        LayerKernel::Narrow | LayerKernel::NarrowMma | LayerKernel::SplitK => {
             let ops = DenseOperands {
                 a,
                 w,
@@ -257,10 +264,10 @@ pub(crate) fn run_dense<T: GpuElement>(
                 k,
                 activation,
             };
-            if kernel == LayerKernel::Narrow {
-                narrow_dense(kernels, &lane.stream, ops)
-            } else {
-                splitk_dense(kernels, &lane.stream, &mut lane.splitk, ops)
+            match kernel {
+                LayerKernel::Narrow => narrow_dense(kernels, &lane.stream, Narrow::Simt, ops),
+                LayerKernel::NarrowMma => narrow_dense(kernels, &lane.stream, Narrow::Mma, ops),
+                _ => splitk_dense(kernels, &lane.stream, &mut lane.splitk, ops),
             }
         }
         LayerKernel::Fused | LayerKernel::FusedSmall => {

@@ -1,5 +1,7 @@
-//! The narrow-layer kernel (kernels/narrow.cu): W and the bias resident on chip, rows of A
-//! streamed, every output written once with bias and activation (softmax included).
+//! The narrow-layer kernels: W and the bias resident on chip, rows of A streamed, every
+//! output written once with bias and activation (softmax included). kernels/narrow.cu runs
+//! on the CUDA cores (every dtype, n ≤ 256); kernels/narrow_mma.cu on the tensor cores
+//! (f16/bf16, n ≤ 128).
 
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 
@@ -11,8 +13,55 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use cudarc::driver::CudaStream;
 
-/// The widest layer the narrow kernel takes (ABI.md: `narrow256_*`).
-pub(crate) const NARROW_MAX_UNITS: usize = 256;
+/// The widest layer the tensor-core narrow kernel takes (`narrow_mma128_*`).
+const MMA_MAX_UNITS: usize = 128;
+
+/// Which narrow kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Narrow {
+    /// `narrow<NP>_<act>_<dtype>`, CUDA cores, every dtype, n ≤ 256.
+    Simt,
+    /// `narrow_mma<NP>_<act>_<dtype>`, tensor cores (mma.sync), f16/bf16, n ≤ 128.
+    Mma,
+}
+
+impl Narrow {
+    /// Dynamic shared memory for a k × n layer in `dtype`, `None` when this kernel cannot
+    /// take the layer (too wide, f32 on the tensor cores, or an overflowing size).
+    pub(crate) fn shared_bytes(self, k: usize, n: usize, dtype: DType) -> Option<usize> {
+        match self {
+            Narrow::Simt => shared_bytes(k, n, dtype),
+            Narrow::Mma if dtype == DType::F32 || n > MMA_MAX_UNITS => None,
+            // Wt: NP rows of ceil(k / 64)·64 + 8 elements (narrow_mma.cu).
+            Narrow::Mma => (32 * column_slots(n)?)
+                .checked_mul(k.div_ceil(64).checked_mul(64)?.checked_add(8)?)?
+                .checked_mul(dtype.size_in_bytes()),
+        }
+    }
+
+    /// Whether a k × n layer in `dtype` fits on a GPU granting `shared_limit` bytes.
+    pub(crate) fn fits(self, k: usize, n: usize, dtype: DType, shared_limit: usize) -> bool {
+        k > 0
+            && self
+                .shared_bytes(k, n, dtype)
+                .is_some_and(|b| b <= shared_limit)
+    }
+
+    fn module(self) -> &'static str {
+        match self {
+            Narrow::Simt => "narrow",
+            Narrow::Mma => "narrow_mma",
+        }
+    }
+
+    /// Output rows a block computes per step of its persistent loop.
+    fn rows_per_block(self, slots: usize) -> usize {
+        match self {
+            Narrow::Simt => WARPS * (32 / slots),
+            Narrow::Mma => WARPS * 16,
+        }
+    }
+}
 /// Threads per block, warps per block, k per staging step and staged row stride (floats),
 /// as in kernels/narrow.cu.
 const THREADS: u32 = 256;
@@ -20,7 +69,8 @@ const WARPS: usize = 8;
 const K_CHUNK: usize = 32;
 const STAGE_STRIDE: usize = K_CHUNK + 4;
 
-/// Column slots per lane for `n` units: 1, 2, 4 or 8 (the kernel `narrow<32·slots>_*`).
+/// Column slots per lane for `n` units: 1, 2, 4 or 8 (the kernel `narrow<32·slots>_*`);
+/// `None` above 256 units, the widest the narrow kernels take.
 pub(crate) fn column_slots(n: usize) -> Option<usize> {
     [1, 2, 4, 8].into_iter().find(|slots| n <= 32 * slots)
 }
@@ -37,16 +87,12 @@ pub(crate) fn shared_bytes(k: usize, n: usize, dtype: DType) -> Option<usize> {
     stage.checked_add(weights)
 }
 
-/// Whether a k × n layer in `dtype` fits the narrow kernel on a GPU granting `shared_limit`
-/// bytes of shared memory per block.
-pub(crate) fn fits(k: usize, n: usize, dtype: DType, shared_limit: usize) -> bool {
-    k > 0 && shared_bytes(k, n, dtype).is_some_and(|bytes| bytes <= shared_limit)
-}
-
-/// Launches `narrow<NP>_<act>_<dtype>` on `ops` (any activation, softmax included).
+/// Launches `narrow<NP>_<act>_<dtype>` or `narrow_mma<NP>_<act>_<dtype>` (by `kind`) on
+/// `ops` (any activation, softmax included).
 pub(crate) fn narrow_dense<T: GpuElement>(
     kernels: &KernelCache,
     stream: &CudaStream,
+    kind: Narrow,
     ops: DenseOperands<'_, '_, T>,
 ) -> Result<()> {
     let DenseOperands {
@@ -75,9 +121,11 @@ pub(crate) fn narrow_dense<T: GpuElement>(
         return Ok(());
     }
     let limit = kernels.shared_limit()?;
-    let (Some(slots), Some(shared)) = (column_slots(n), shared_bytes(k, n, T::DTYPE)) else {
+    let (Some(slots), Some(shared)) = (column_slots(n), kind.shared_bytes(k, n, T::DTYPE)) else {
         return Err(Error::InvalidArgument(format!(
-            "the narrow kernel takes at most {NARROW_MAX_UNITS} units, not {n}"
+            "the {} kernel cannot take {n} units in {}",
+            kind.module(),
+            T::DTYPE
         )));
     };
     if k == 0 || shared > limit {
@@ -99,7 +147,7 @@ pub(crate) fn narrow_dense<T: GpuElement>(
         .occupancy_max_active_blocks_per_multiprocessor(THREADS, shared, None)
         .during("asking the occupancy of the narrow kernel")?
         .max(1);
-    let rows_per_block = WARPS * (32 / slots);
+    let rows_per_block = kind.rows_per_block(slots);
     let blocks = u32::try_from(m.div_ceil(rows_per_block))
         .unwrap_or(u32::MAX)
         .min(resident.saturating_mul(kernels.multiprocessors()))
@@ -119,14 +167,15 @@ pub(crate) fn narrow_dense<T: GpuElement>(
         .arg(&n_i)
         .arg(&k_i);
     // SAFETY:
-    // 1. The arguments match ABI.md's `narrow<NP>_<act>_<dtype>(const T* a, const T* w,
-    //    const T* bias, T* out, int m, int n, int k)` in order and type; the kernel was
-    //    looked up by `T::DTYPE` and by NP = 32·slots ≥ n, the width it requires.
+    // 1. The arguments match ABI.md's `narrow<NP>_<act>_<dtype>` / `narrow_mma<NP>_...`
+    //    `(const T* a, const T* w, const T* bias, T* out, int m, int n, int k)` in order and
+    //    type; the kernel was looked up by `T::DTYPE` and by NP = 32·slots ≥ n, the width it
+    //    requires (`shared_bytes` refused f32 and n > 128 for the tensor-core kernel).
     // 2. `a` ≥ m·k, `w` ≥ k·n, `bias` ≥ n and `out` ≥ m·n elements, checked above, and every
     //    product fits an `int`; the kernel bounds-checks rows and columns against m, n, k,
     //    so it touches nothing else. `out` is a `&mut` view and aliases no input.
-    // 3. The dynamic shared memory is exactly `shared_bytes(k, n)`, which the kernel's layout
-    //    needs (narrow.cu), and at most the opt-in limit the function was granted at load.
+    // 3. The dynamic shared memory is exactly `kind.shared_bytes(k, n)`, which the kernel's
+    //    layout needs (narrow.cu, narrow_mma.cu), within the opt-in limit granted at load.
     // 4. The views borrow their buffers for this call; the caller synchronises the stream
     //    before the buffers are freed or reused. 256 threads as the ABI prescribes; the
     //    grid may be any size (warps stride over row tiles).
@@ -154,9 +203,16 @@ mod tests {
             shared_bytes(33, 10, DType::BF16),
             Some(8 * 32 * 36 * 4 + 64 * 32 * 2)
         );
-        assert!(fits(256, 256, DType::BF16, 227 * 1024));
-        assert!(!fits(256, 256, DType::F32, 227 * 1024));
-        assert!(!fits(0, 16, DType::F32, 227 * 1024));
+        assert!(Narrow::Simt.fits(256, 256, DType::BF16, 227 * 1024));
+        assert!(!Narrow::Simt.fits(256, 256, DType::F32, 227 * 1024));
+        assert!(!Narrow::Simt.fits(0, 16, DType::F32, 227 * 1024));
+        // Tensor cores: Wt of 64 rows × (64 + 8) for k = 33; no f32, no n > 128.
+        assert_eq!(
+            Narrow::Mma.shared_bytes(33, 40, DType::F16),
+            Some(64 * 72 * 2)
+        );
+        assert_eq!(Narrow::Mma.shared_bytes(33, 40, DType::F32), None);
+        assert_eq!(Narrow::Mma.shared_bytes(33, 129, DType::BF16), None);
     }
 
     /// Every kernel the launchers of narrow.rs, splitk.rs and network_kernel.rs name.
@@ -176,6 +232,9 @@ mod tests {
                 let a = activation.name();
                 for slots in [1, 2, 4, 8] {
                     has("narrow", &format!("narrow{}_{a}_{d}", 32 * slots));
+                    if dtype != DType::F32 && slots < 8 {
+                        has("narrow_mma", &format!("narrow_mma{}_{a}_{d}", 32 * slots));
+                    }
                 }
                 if activation.is_elementwise() {
                     has("splitk", &format!("splitk_reduce_{a}_{d}"));
