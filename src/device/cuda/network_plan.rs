@@ -2,9 +2,9 @@
 //! and queuing it.
 //!
 //! Under `Strategy::Network` the kernel runs whenever the network fits it. Under
-//! `Strategy::Auto` it runs only if it measured faster than the layer-by-layer pass with the
-//! kernels Auto chose per layer, both timed at max_batch rows; the outcome is remembered in
-//! the tuning caches under a key that names the whole network.
+//! `Strategy::Auto` it runs only if its output agrees with, and it measured faster than, the
+//! layer-by-layer pass with the kernels Auto chose per layer, both at max_batch rows; the
+//! outcome is remembered in the tuning caches under a key that names the whole network.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use super::pass::Scratch;
 use super::plan::GpuPlan;
 use super::pool::PooledBuffer;
 use super::stream::{median_ms, Lane};
+use super::tune::{disagreement, download, poison};
 use super::GpuElement;
 use crate::dtype::DType;
 use crate::error::Result;
@@ -130,23 +131,39 @@ impl<T: GpuElement> GpuPlan<T> {
         .with_tf32(T::DTYPE == DType::F32 && self.allow_tf32)
     }
 
-    /// Times the layer-by-layer pass and the whole-network kernel at max_batch rows.
+    /// Times the layer-by-layer pass and the whole-network kernel at max_batch rows; the
+    /// kernel is timed (and can win) only if its output agrees with the layers'.
     fn time_network_against_layers(
         &self,
         lane: &mut Lane,
         scratch: &mut Scratch<T>,
     ) -> Result<TuningRecord> {
+        let rows = self.max_batch;
+        let len = rows * self.output_width;
+        // Both ways must compute the same thing: each from the same input, into NaN.
         self.fill_tuning_input(lane, scratch)?;
+        poison(lane, &mut scratch.pong, len)?;
+        let out = self.queue_layers(lane, scratch, rows)?;
+        let want = download(lane, out, len)?;
+        self.fill_tuning_input(lane, scratch)?;
+        poison(lane, &mut scratch.pong, len)?;
+        let out = self.queue_network(lane, scratch, rows)?;
+        let got = download(lane, out, len)?;
+        let agrees = disagreement(&got, &want, T::DTYPE, self.allow_tf32).is_none();
+
         let context = Arc::clone(lane.stream.context());
         let stream = Arc::clone(&lane.stream);
-        let rows = self.max_batch;
         let layers = median_ms(&context, &stream, WARMUP, REPEATS, || {
             self.queue_layers(lane, scratch, rows).map(|_| ())
         })?;
-        let whole = median_ms(&context, &stream, WARMUP, REPEATS, || {
-            self.queue_network(lane, scratch, rows).map(|_| ())
-        })?;
-        let timings = vec![(LAYERS.to_string(), layers), (WHOLE.to_string(), whole)];
+        let mut timings = vec![(LAYERS.to_string(), layers)];
+        // A network kernel that computes something else is never chosen.
+        if agrees {
+            let whole = median_ms(&context, &stream, WARMUP, REPEATS, || {
+                self.queue_network(lane, scratch, rows).map(|_| ())
+            })?;
+            timings.push((WHOLE.to_string(), whole));
+        }
         TuningRecord::from_timings(timings)
             .ok_or_else(|| crate::Error::InvalidArgument("nothing was timed".into()))
     }

@@ -14,6 +14,7 @@ use super::dense::LayerKernel;
 use super::error::CudaResultExt;
 use super::pass::Scratch;
 use super::plan::{GpuLayer, GpuPlan};
+use super::pool::PooledBuffer;
 use super::stream::{median_ms, Lane};
 use super::GpuElement;
 use crate::dtype::DType;
@@ -215,19 +216,12 @@ impl<T: GpuElement> GpuPlan<T> {
         scratch: &mut Scratch<T>,
         layer: &GpuLayer<T>,
     ) -> Result<()> {
-        let len = self.max_batch * layer.units;
-        let nan = vec![T::from_f32(f32::NAN); len];
-        lane.stream
-            .memcpy_htod(&nan, &mut scratch.pong.view_mut(len)?)
-            .during("poisoning the tuning output")?;
-        // The copy reads pageable memory: wait before `nan` is freed.
-        lane.synchronize()
+        poison(lane, &mut scratch.pong, self.max_batch * layer.units)
     }
 
     /// Errors unless `kernel`'s output (in `scratch.pong`) matches the reference (the first
-    /// candidate's output, which becomes the reference when there is none yet): norm-wise
-    /// relative difference at most 1e-4 in strict f32, 1e-2 when TF32 may differ, 2e-2 in
-    /// f16/bf16; every element finite where the reference is.
+    /// candidate's output, which becomes the reference when there is none yet); see
+    /// [`disagreement`].
     fn agrees(
         &self,
         lane: &Lane,
@@ -236,42 +230,21 @@ impl<T: GpuElement> GpuPlan<T> {
         kernel: LayerKernel,
         reference: &mut Option<Vec<f32>>,
     ) -> Result<()> {
-        let len = self.max_batch * layer.units;
-        let mut host = vec![T::from_f32(0.0); len];
-        lane.stream
-            .memcpy_dtoh(&scratch.pong.view(len)?, &mut host)
-            .during("reading a tuning output")?;
-        lane.synchronize()?;
-        let got: Vec<f32> = host.iter().map(|x| x.to_f32()).collect();
+        let got = download(lane, &scratch.pong, self.max_batch * layer.units)?;
         let Some(want) = reference.as_ref() else {
             *reference = Some(got);
             return Ok(());
         };
-        let tolerance = match (T::DTYPE, self.allow_tf32) {
-            (DType::F32, false) => 1e-4,
-            (DType::F32, true) => 1e-2,
-            _ => 2e-2,
-        };
-        let scale = want.iter().fold(1e-3_f32, |m, w| m.max(w.abs()));
-        let worst = got.iter().zip(want).fold(0.0_f32, |worst, (&g, &w)| {
-            let error = (g - w).abs();
-            if error.is_nan() && !w.is_nan() {
-                f32::INFINITY
-            } else {
-                worst.max(error)
-            }
-        });
-        if worst / scale <= tolerance {
-            return Ok(());
+        match disagreement(&got, want, T::DTYPE, self.allow_tf32) {
+            None => Ok(()),
+            Some(difference) => Err(Error::Cuda {
+                context: format!("checking kernel `{kernel}` while tuning"),
+                message: format!(
+                    "its output differs from the reference kernel's by {difference:e} \
+                     (relative); it is not used"
+                ),
+            }),
         }
-        Err(Error::Cuda {
-            context: format!("checking kernel `{kernel}` while tuning"),
-            message: format!(
-                "its output differs from the reference kernel's by {:e} (relative), more than \
-                 {tolerance:e}; it is not used",
-                worst / scale
-            ),
-        })
     }
 
     /// Queues `layer` on max_batch rows, reading `scratch.ping` and writing `scratch.pong`.
@@ -284,5 +257,77 @@ impl<T: GpuElement> GpuPlan<T> {
     ) -> Result<()> {
         let Scratch { ping, pong } = scratch;
         self.queue_layer(lane, layer, kernel, ping, pong, self.max_batch)
+    }
+}
+
+/// Fills the first `len` elements of `buffer` with NaN and waits for the copy.
+pub(super) fn poison<T: GpuElement>(
+    lane: &Lane,
+    buffer: &mut PooledBuffer<T>,
+    len: usize,
+) -> Result<()> {
+    let nan = vec![T::from_f32(f32::NAN); len];
+    lane.stream
+        .memcpy_htod(&nan, &mut buffer.view_mut(len)?)
+        .during("poisoning a tuning output")?;
+    // The copy reads pageable memory: wait before `nan` is freed.
+    lane.synchronize()
+}
+
+/// The first `len` elements of `buffer`, as f32, once the lane's work is done.
+pub(super) fn download<T: GpuElement>(
+    lane: &Lane,
+    buffer: &PooledBuffer<T>,
+    len: usize,
+) -> Result<Vec<f32>> {
+    let mut host = vec![T::from_f32(0.0); len];
+    lane.stream
+        .memcpy_dtoh(&buffer.view(len)?, &mut host)
+        .during("reading a tuning output")?;
+    lane.synchronize()?;
+    Ok(host.iter().map(|x| x.to_f32()).collect())
+}
+
+/// `None` when `got` matches `want`, else their norm-wise relative difference
+/// (`max |got - want| / max(max |want|, 1e-3)`): at most 1e-4 in strict f32, 1e-2 when TF32
+/// may differ, 2e-2 in f16/bf16, and NaN only where `want` has NaN.
+pub(super) fn disagreement(got: &[f32], want: &[f32], dtype: DType, tf32: bool) -> Option<f32> {
+    let tolerance = match (dtype, tf32) {
+        (DType::F32, false) => 1e-4,
+        (DType::F32, true) => 1e-2,
+        _ => 2e-2,
+    };
+    let scale = want.iter().fold(1e-3_f32, |m, w| m.max(w.abs()));
+    let worst = got.iter().zip(want).fold(0.0_f32, |worst, (&g, &w)| {
+        let error = (g - w).abs();
+        if error.is_nan() && !w.is_nan() {
+            f32::INFINITY
+        } else {
+            worst.max(error)
+        }
+    });
+    let relative = worst / scale;
+    (got.len() != want.len() || relative > tolerance).then_some(relative)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disagreement_flags_wrong_and_unwritten_outputs() {
+        let want = [1.0, -2.0, 0.5];
+        assert_eq!(disagreement(&want, &want, DType::F32, false), None);
+        assert_eq!(
+            disagreement(&[1.0, -2.0, 0.50001], &want, DType::F32, false),
+            None
+        );
+        assert!(disagreement(&[1.0, -2.0, 0.6], &want, DType::F32, false).is_some());
+        assert_eq!(
+            disagreement(&[1.0, -2.0, 0.51], &want, DType::BF16, false),
+            None
+        );
+        assert!(disagreement(&[1.0, f32::NAN, 0.5], &want, DType::BF16, false).is_some());
+        assert!(disagreement(&[1.0, -2.0], &want, DType::F32, false).is_some());
     }
 }
