@@ -143,6 +143,11 @@ pub(crate) fn narrow_dense<T: GpuElement>(
     );
     let function = kernels.function("narrow", &name, true)?;
     let shared_u32 = u32::try_from(shared).unwrap_or(u32::MAX);
+    // The occupancy query is a driver call on the function: its context must be current.
+    stream
+        .context()
+        .bind_to_thread()
+        .during("binding the CUDA context")?;
     let resident = function
         .occupancy_max_active_blocks_per_multiprocessor(THREADS, shared, None)
         .during("asking the occupancy of the narrow kernel")?

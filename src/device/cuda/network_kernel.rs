@@ -160,6 +160,11 @@ pub(crate) fn network_forward<T: GpuElement>(
     let name = format!("network_{}", T::DTYPE.name());
     let function = kernels.function("network", &name, true)?;
     let threads = (32 * WARPS) as u32;
+    // The occupancy query is a driver call on the function: its context must be current.
+    stream
+        .context()
+        .bind_to_thread()
+        .during("binding the CUDA context")?;
     let resident = function
         .occupancy_max_active_blocks_per_multiprocessor(threads, shared, None)
         .during("asking the occupancy of the network kernel")?
