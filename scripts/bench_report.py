@@ -27,6 +27,11 @@ ORDER = [
     "cublaslt-bias+act",
     "fused",
     "fused_small",
+    "narrow",
+    "narrow_mma",
+    "splitk",
+    "cublaslt-fused-relu",
+    "auto",
     "cpu",
     "torch-eager",
     "torch-compile",
@@ -36,6 +41,8 @@ ORDER = [
 GEMM_ONLY = "cublas-gemm-only"
 UNFUSED = "cublas+epilogue"
 TORCH = ("torch-eager", "torch-compile")
+# vecprop's own kernels and Auto's pick, compared with cuBLAS + epilogue like the fused ones.
+OWN = ("narrow", "narrow_mma", "splitk", "auto")
 DTYPE_ORDER = {"f32": 0, "f16": 1, "bf16": 2}
 
 
@@ -119,7 +126,7 @@ def shape_tables(rows):
     for (k, n, dtype) in sorted(table, key=lambda t: (t[0] * t[1], t[0], t[1], DTYPE_ORDER.get(t[2], 9), t[2])):
         cells = table[(k, n, dtype)]
         variants = sorted({v for _, v in cells}, key=variant_key)
-        fused = [v for v in variants if v.startswith("fused")]
+        fused = [v for v in variants if v.startswith("fused") or v in OWN]
         torch_variants = [v for v in variants if v in TORCH]
         has_ceiling = GEMM_ONLY in variants
         header = ["M"] + variants

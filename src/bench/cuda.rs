@@ -32,20 +32,51 @@ const MAX_SET_BYTES: usize = 4 << 30;
 enum Variant {
     /// The bare cuBLAS GEMM, no bias or activation: the ceiling for the others.
     GemmOnly,
-    /// A complete dense layer.
-    Dense(LayerKernel),
+    /// A complete dense layer with this activation.
+    Dense(LayerKernel, Activation),
 }
 
-const VARIANTS: [(&str, Variant); 5] = [
+/// The bench's layer: sigmoid, which no cuBLASLt epilogue has.
+const SIGMOID: Activation = Activation::Sigmoid;
+
+const VARIANTS: [(&str, Variant); 9] = [
     ("cublas-gemm-only", Variant::GemmOnly),
-    ("cublas+epilogue", Variant::Dense(LayerKernel::Cublas)),
-    ("cublaslt-bias+act", Variant::Dense(LayerKernel::CublasLt)),
-    ("fused", Variant::Dense(LayerKernel::Fused)),
-    ("fused_small", Variant::Dense(LayerKernel::FusedSmall)),
+    (
+        "cublas+epilogue",
+        Variant::Dense(LayerKernel::Cublas, SIGMOID),
+    ),
+    (
+        "cublaslt-bias+act",
+        Variant::Dense(LayerKernel::CublasLt, SIGMOID),
+    ),
+    ("fused", Variant::Dense(LayerKernel::Fused, SIGMOID)),
+    (
+        "fused_small",
+        Variant::Dense(LayerKernel::FusedSmall, SIGMOID),
+    ),
+    ("narrow", Variant::Dense(LayerKernel::Narrow, SIGMOID)),
+    (
+        "narrow_mma",
+        Variant::Dense(LayerKernel::NarrowMma, SIGMOID),
+    ),
+    ("splitk", Variant::Dense(LayerKernel::SplitK, SIGMOID)),
+    // cuBLASLt fuses relu (not sigmoid) into the GEMM: the one-call layer, with relu.
+    (
+        "cublaslt-fused-relu",
+        Variant::Dense(LayerKernel::CublasLtFused, Activation::Relu),
+    ),
 ];
 
+/// The label of the `auto` row; its `picked` field names the kernel a plan would pick.
+pub const AUTO_VARIANT: &str = "auto";
+
 /// Times one dense layer of `shape` (sigmoid) per variant, in `dtype`, on `device`:
-/// `cublas-gemm-only`, `cublas+epilogue`, `cublaslt-bias+act`, `fused`, `fused_small`.
+/// `cublas-gemm-only`, `cublas+epilogue`, `cublaslt-bias+act`, `fused`, `fused_small`, then
+/// vecprop's `narrow` (n ≤ 256), `narrow_mma` (f16/bf16, n ≤ 128) and `splitk` (m ≤ 64)
+/// where they take the shape,
+/// `cublaslt-fused-relu` (the one-call cuBLASLt layer; relu, since cuBLASLt has no sigmoid),
+/// and last `auto`: the kernel `Strategy::Auto` would pick for this layer (the fastest
+/// sigmoid layer measured here; [`Measurement::picked`] names its row), timed again.
 ///
 /// The median of `repeats` timed runs (at least 1) after warm-up; f32 GEMMs use full f32
 /// precision (no TF32).
@@ -55,10 +86,22 @@ pub fn bench_dense(
     dtype: DType,
     repeats: usize,
 ) -> Result<Vec<Measurement>> {
+    bench_dense_with(device, shape, dtype, repeats, false)
+}
+
+/// [`bench_dense`], with f32 GEMMs on TF32 tensor cores when `allow_tf32` (about 1e-3
+/// relative error).
+pub fn bench_dense_with(
+    device: &CudaDevice,
+    shape: Shape,
+    dtype: DType,
+    repeats: usize,
+    allow_tf32: bool,
+) -> Result<Vec<Measurement>> {
     match dtype {
-        DType::F32 => bench_typed::<f32>(device, shape, repeats),
-        DType::F16 => bench_typed::<f16>(device, shape, repeats),
-        DType::BF16 => bench_typed::<bf16>(device, shape, repeats),
+        DType::F32 => bench_typed::<f32>(device, shape, repeats, allow_tf32),
+        DType::F16 => bench_typed::<f16>(device, shape, repeats, allow_tf32),
+        DType::BF16 => bench_typed::<bf16>(device, shape, repeats, allow_tf32),
     }
 }
 
@@ -150,7 +193,7 @@ fn gemm_rate<T: GpuElement>(device: &CudaDevice, n: usize) -> Result<f64> {
     let context = Arc::clone(lane.stream.context());
     let stream = Arc::clone(&lane.stream);
     let ms = median_ms(&context, &stream, WARMUP, CEILING_REPEATS, || {
-        run_variant(device, &mut lane, Variant::GemmOnly, &mut set, shape)
+        run_variant(device, &mut lane, Variant::GemmOnly, &mut set, shape, false)
     });
     let synced = lane.synchronize();
     let ms = ms?;
@@ -170,6 +213,7 @@ fn bench_typed<T: GpuElement>(
     device: &CudaDevice,
     shape: Shape,
     repeats: usize,
+    allow_tf32: bool,
 ) -> Result<Vec<Measurement>> {
     let inner = &device.inner;
     let mut lane = inner.lanes.acquire()?;
@@ -179,16 +223,37 @@ fn bench_typed<T: GpuElement>(
         .collect::<Result<Vec<_>>>()?;
     let context = Arc::clone(lane.stream.context());
     let stream = Arc::clone(&lane.stream);
-    let mut measurements = Vec::with_capacity(VARIANTS.len());
-    for (label, variant) in VARIANTS {
+    let shared_limit = inner.kernels.shared_limit()?;
+    let mut measurements = Vec::with_capacity(VARIANTS.len() + 1);
+    // The sigmoid layers measured: Auto's candidates, as (kernel, label, ms).
+    let mut candidates: Vec<(LayerKernel, &str, f64)> = Vec::new();
+    let time = |variant: Variant, lane: &mut Lane, sets: &mut [BufferSet<T>]| {
         let total_ms = median_ms(&context, &stream, WARMUP, repeats, || {
             sets.iter_mut()
-                .try_for_each(|set| run_variant(device, &mut lane, variant, set, shape))
+                .try_for_each(|set| run_variant(device, lane, variant, set, shape, allow_tf32))
         });
         let synced = lane.synchronize();
         let per_layer_ms = total_ms? / count as f64;
         synced?;
-        measurements.push(Measurement::new(shape, label, T::DTYPE, per_layer_ms));
+        Ok::<f64, Error>(per_layer_ms)
+    };
+    for (label, variant) in VARIANTS {
+        if let Variant::Dense(kernel, activation) = variant {
+            let dims = (shape.m, shape.k, shape.n);
+            if !kernel.supports(dims, T::DTYPE, activation, shared_limit) {
+                continue;
+            }
+        }
+        let ms = time(variant, &mut lane, &mut sets)?;
+        if let Variant::Dense(kernel, SIGMOID) = variant {
+            candidates.push((kernel, label, ms));
+        }
+        measurements.push(Measurement::new(shape, label, T::DTYPE, ms));
+    }
+    if let Some(&(pick, label, _)) = candidates.iter().min_by(|a, b| a.2.total_cmp(&b.2)) {
+        let ms = time(Variant::Dense(pick, SIGMOID), &mut lane, &mut sets)?;
+        let auto = Measurement::new(shape, AUTO_VARIANT, T::DTYPE, ms).with_picked(label);
+        measurements.push(auto);
     }
     inner.check_deferred_errors()?;
     Ok(measurements)
@@ -231,6 +296,7 @@ fn run_variant<T: GpuElement>(
     variant: Variant,
     set: &mut BufferSet<T>,
     shape: Shape,
+    allow_tf32: bool,
 ) -> Result<()> {
     let (a, w, bias) = (set.a.as_view(), set.w.as_view(), set.bias.as_view());
     let mut out = set.out.as_view_mut();
@@ -245,9 +311,9 @@ fn run_variant<T: GpuElement>(
                 n,
                 k,
             };
-            blas::gemm(&mut lane.blas, &lane.stream, ops, false)
+            blas::gemm(&mut lane.blas, &lane.stream, ops, allow_tf32)
         }
-        Variant::Dense(kernel) => {
+        Variant::Dense(kernel, activation) => {
             let ops = DenseOperands {
                 a: &a,
                 w: &w,
@@ -256,9 +322,9 @@ fn run_variant<T: GpuElement>(
                 m,
                 n,
                 k,
-                activation: Activation::Sigmoid,
+                activation,
             };
-            run_dense(&device.inner, lane, kernel, ops, false)
+            run_dense(&device.inner, lane, kernel, ops, allow_tf32)
         }
     }
 }

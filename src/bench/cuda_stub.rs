@@ -17,6 +17,20 @@ pub fn bench_dense(
 }
 
 /// Unreachable: no [`CudaDevice`] exists in this build.
+pub fn bench_dense_with(
+    device: &CudaDevice,
+    _shape: Shape,
+    _dtype: DType,
+    _repeats: usize,
+    _allow_tf32: bool,
+) -> Result<Vec<Measurement>> {
+    match *device {}
+}
+
+/// The variant of `vecprop bench`'s `auto` rows (as in the CUDA build).
+pub const AUTO_VARIANT: &str = "auto";
+
+/// Unreachable: no [`CudaDevice`] exists in this build.
 pub fn bench_copies(
     device: &CudaDevice,
     _h2d_bytes: usize,

@@ -11,7 +11,7 @@ mod peak;
 pub mod plot;
 
 pub use cpu::layer_parameters;
-pub use cuda::{bench_ceilings, bench_copies, bench_dense};
+pub use cuda::{bench_ceilings, bench_copies, bench_dense, bench_dense_with, AUTO_VARIANT};
 pub use e2e::{run_end_to_end, EndToEnd};
 pub use peak::cpu_fma_peak_gflops;
 
@@ -99,9 +99,18 @@ pub struct Measurement {
     pub gflops: f64,
     /// The minimum traffic ([`Shape::min_bytes`]) over the median time, in GB/s.
     pub gbytes_per_s: f64,
+    /// For the `auto` variant: the kernel `Strategy::Auto` picks for this layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub picked: Option<String>,
 }
 
 impl Measurement {
+    /// The same measurement, noting the kernel that was picked (the `auto` variant).
+    pub fn with_picked(mut self, kernel: impl Into<String>) -> Self {
+        self.picked = Some(kernel.into());
+        self
+    }
+
     /// A measurement from a shape, a label and the median time.
     pub fn new(shape: Shape, variant: impl Into<String>, dtype: DType, median_ms: f64) -> Self {
         let seconds = median_ms / 1e3;
@@ -114,6 +123,7 @@ impl Measurement {
             median_ms,
             gflops: shape.flops() / seconds / 1e9,
             gbytes_per_s: shape.min_bytes(dtype) / seconds / 1e9,
+            picked: None,
         }
     }
 }
@@ -244,7 +254,10 @@ impl BenchReport {
             out.push_str(&format!(
                 "{:<20} {:<22} {:<5} {:>12.4} {:>10.1} {:>9.1}",
                 shape.to_string(),
-                r.variant,
+                match &r.picked {
+                    Some(kernel) => format!("{}={kernel}", r.variant),
+                    None => r.variant.clone(),
+                },
                 r.dtype,
                 r.median_ms,
                 r.gflops,
@@ -307,6 +320,18 @@ pub fn run(
     dtypes: &[DType],
     repeats: usize,
 ) -> Result<BenchReport> {
+    run_with_tf32(device, shapes, dtypes, repeats, false)
+}
+
+/// [`run`], with f32 GEMMs on a GPU allowed TF32 tensor cores (`--tf32`; about 1e-3
+/// relative error). The CPU ignores it.
+pub fn run_with_tf32(
+    device: &Device,
+    shapes: &[Shape],
+    dtypes: &[DType],
+    repeats: usize,
+    allow_tf32: bool,
+) -> Result<BenchReport> {
     if repeats == 0 {
         return Err(Error::InvalidArgument("repeats must be at least 1".into()));
     }
@@ -326,7 +351,7 @@ pub fn run(
             Device::Cpu(cpu) => results.push(cpu::bench_dense(cpu, shape, repeats)),
             Device::Cuda(cuda) => {
                 for &dtype in dtypes {
-                    results.extend(bench_dense(cuda, shape, dtype, repeats)?);
+                    results.extend(bench_dense_with(cuda, shape, dtype, repeats, allow_tf32)?);
                 }
             }
         }

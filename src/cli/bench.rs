@@ -17,6 +17,10 @@ pub struct Args {
     /// Comma-separated dtypes: f32, f16, bf16 (default: f32 on the CPU, all three on a GPU).
     #[arg(long, value_name = "LIST")]
     dtype: Option<String>,
+    /// On a GPU, run f32 GEMMs on TF32 tensor cores (about 1e-3 relative error; strict f32
+    /// is the default).
+    #[arg(long)]
+    tf32: bool,
     /// Timed repetitions per shape and dtype.
     #[arg(long, default_value_t = 10, value_name = "N")]
     repeats: usize,
@@ -100,7 +104,7 @@ pub fn run(args: Args) -> Result<()> {
         ));
     }
     let mut report = if layer_bench {
-        vecprop::bench::run(&device, &shapes, &dtypes, args.repeats)?
+        vecprop::bench::run_with_tf32(&device, &shapes, &dtypes, args.repeats, args.tf32)?
     } else {
         vecprop::bench::BenchReport::new(device.name())
     };

@@ -16,6 +16,10 @@ pub struct Args {
     /// Rows in the timed batch.
     #[arg(long, default_value_t = 65_536, value_name = "N")]
     rows: usize,
+    /// On a GPU, time the network with f32 GEMMs on TF32 tensor cores (about 1e-3 relative
+    /// error; the worked example stays strict f32).
+    #[arg(long)]
+    tf32: bool,
 }
 
 /// Timed runs after the warm-up; the median is reported.
@@ -25,7 +29,7 @@ const RUNS: usize = 3;
 pub fn run(args: Args) -> Result<()> {
     let device = super::parse_device(&args.device)?;
     super::print(&worked_example(&device)?)?;
-    super::print(&timed_network(&device, args.rows)?)
+    super::print(&timed_network(&device, args.rows, args.tf32)?)
 }
 
 /// X = [[200, 17]] through one sigmoid layer of three units.
@@ -64,7 +68,7 @@ fn format_row(values: &Array2<f32>, format: impl Fn(f32) -> String) -> String {
 }
 
 /// A 784-512-256-10 network over `rows` random examples: one warm-up, the median of 3 runs.
-fn timed_network(device: &Device, rows: usize) -> Result<String> {
+fn timed_network(device: &Device, rows: usize, allow_tf32: bool) -> Result<String> {
     let network = Network::builder(784)
         .dense(512, Activation::Sigmoid)
         .dense(256, Activation::Relu)
@@ -75,7 +79,11 @@ fn timed_network(device: &Device, rows: usize) -> Result<String> {
     } else {
         rows.min(4096)
     };
-    let plan = network.compile(device, PlanOptions::with_max_batch(max_batch.max(1)))?;
+    let options = PlanOptions {
+        allow_tf32,
+        ..PlanOptions::with_max_batch(max_batch.max(1))
+    };
+    let plan = network.compile(device, options)?;
     let input = random_batch(rows, network.input_width(), 42);
     let mut output = Array2::zeros((rows, network.output_width()));
 
@@ -94,7 +102,12 @@ fn timed_network(device: &Device, rows: usize) -> Result<String> {
     let mut text = String::new();
     let _ = writeln!(
         text,
-        "\n784-512-256-10 network (sigmoid, relu, linear), {rows} rows on {device}"
+        "\n784-512-256-10 network (sigmoid, relu, linear), {rows} rows on {device}{}",
+        if allow_tf32 && device.is_cuda() {
+            ", TF32"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(
         text,

@@ -34,12 +34,17 @@ pub struct Args {
     /// Compute precision (f32, f16, bf16); the model's own by default.
     #[arg(long)]
     dtype: Option<String>,
-    /// How GPU layers are computed: auto, cublas, cublaslt or fused.
+    /// How GPU layers are computed: auto, cublas, cublaslt, fused, cublaslt_fused, narrow,
+    /// narrow_mma, splitk or network.
     #[arg(long, default_value = "auto")]
     kernel: String,
     /// On a GPU, capture each batch size's whole pass as a CUDA Graph and replay it.
     #[arg(long)]
     cuda_graphs: bool,
+    /// On a GPU, run f32 GEMMs on TF32 tensor cores: much faster, about 1e-3 relative error
+    /// (strict f32 is the default).
+    #[arg(long)]
+    tf32: bool,
     /// Print nothing on success.
     #[arg(long, short)]
     quiet: bool,
@@ -86,6 +91,7 @@ pub fn run(args: Args) -> Result<()> {
         dtype,
         strategy,
         cuda_graphs: args.cuda_graphs,
+        allow_tf32: args.tf32,
         tuning: tuning.clone(),
         ..PlanOptions::default()
     };

@@ -9,7 +9,8 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::execution::tuning::TuningCache;
 
-/// How a plan computes each dense layer on a GPU. The CPU has one way and ignores this.
+/// How a plan computes each dense layer on a GPU. The CPU computes every layer one way and
+/// refuses any strategy but `Auto`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Strategy {
     /// Time the candidates for each layer's shape on first use and keep the fastest.
@@ -21,6 +22,35 @@ pub enum Strategy {
     CublasLt,
     /// vecprop's fused GEMM + bias + activation kernel.
     Fused,
+    /// One cuBLASLt call with the bias and activation in its epilogue (relu, linear); other
+    /// layers as under `Fused`.
+    CublasLtFused,
+    /// vecprop's narrow-layer kernel (weights resident on chip, up to 256 units); wider
+    /// layers as under `Fused`.
+    Narrow,
+    /// vecprop's split-K kernel for small batches (weights spread over every SM).
+    SplitK,
+    /// vecprop's narrow-layer kernel on the tensor cores (f16/bf16, up to 128 units); other
+    /// layers as under `Fused`.
+    NarrowMma,
+    /// vecprop's whole-network kernel: every layer in one launch when the network fits on
+    /// chip (up to 8 layers of at most 256 units); otherwise as under `Fused`.
+    Network,
+}
+
+impl Strategy {
+    /// Every strategy, as the command line lists them.
+    pub const ALL: [Strategy; 9] = [
+        Strategy::Auto,
+        Strategy::Cublas,
+        Strategy::CublasLt,
+        Strategy::Fused,
+        Strategy::CublasLtFused,
+        Strategy::Narrow,
+        Strategy::SplitK,
+        Strategy::Network,
+        Strategy::NarrowMma,
+    ];
 }
 
 impl Strategy {
@@ -31,6 +61,11 @@ impl Strategy {
             Strategy::Cublas => "cublas",
             Strategy::CublasLt => "cublaslt",
             Strategy::Fused => "fused",
+            Strategy::CublasLtFused => "cublaslt_fused",
+            Strategy::Narrow => "narrow",
+            Strategy::SplitK => "splitk",
+            Strategy::NarrowMma => "narrow_mma",
+            Strategy::Network => "network",
         }
     }
 }
@@ -44,19 +79,16 @@ impl fmt::Display for Strategy {
 impl FromStr for Strategy {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        [
-            Strategy::Auto,
-            Strategy::Cublas,
-            Strategy::CublasLt,
-            Strategy::Fused,
-        ]
-        .into_iter()
-        .find(|k| k.name() == s.to_ascii_lowercase())
-        .ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "unknown kernel strategy `{s}` (expected auto, cublas, cublaslt or fused)"
-            ))
-        })
+        Strategy::ALL
+            .into_iter()
+            .find(|k| k.name() == s.to_ascii_lowercase())
+            .ok_or_else(|| {
+                let names: Vec<&str> = Strategy::ALL.iter().map(|k| k.name()).collect();
+                Error::InvalidArgument(format!(
+                    "unknown kernel strategy `{s}` (expected one of {})",
+                    names.join(", ")
+                ))
+            })
     }
 }
 
@@ -119,5 +151,19 @@ impl PlanOptions {
             max_batch,
             ..Default::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_strategy_parses_from_its_name() {
+        for strategy in Strategy::ALL {
+            assert_eq!(strategy.name().parse::<Strategy>().unwrap(), strategy);
+        }
+        let err = "cublas_v2".parse::<Strategy>().unwrap_err().to_string();
+        assert!(err.contains("narrow") && err.contains("network"), "{err}");
     }
 }

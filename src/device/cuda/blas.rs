@@ -25,6 +25,7 @@ use cudarc::driver::{CudaSlice, CudaStream, CudaView, CudaViewMut, DevicePtr, De
 
 use super::error::{CudaResultExt, DropErrors};
 use super::GpuElement;
+use crate::activation::Activation;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 
@@ -191,6 +192,26 @@ struct LtKey {
     k: usize,
     dtype: DType,
     tf32: bool,
+    epilogue: LtEpilogue,
+}
+
+/// A cuBLASLt epilogue: what the GEMM applies to `A·W` before storing it.
+pub(crate) type LtEpilogue = lt_sys::cublasLtEpilogue_t;
+
+/// The bias-only epilogue (the activation, if any, runs as a separate kernel).
+pub(crate) const LT_BIAS: LtEpilogue = lt_sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_BIAS;
+
+/// The cuBLASLt epilogue that applies the bias and `activation` inside the GEMM, so that the
+/// whole layer is one call; `None` when cuBLASLt has none for it.
+///
+/// To extend at merge: `gelu_tanh` (and only it: cuBLASLt's GELU is the tanh approximation)
+/// maps to `CUBLASLT_EPILOGUE_GELU_BIAS`.
+pub(crate) fn fused_epilogue(activation: Activation) -> Option<LtEpilogue> {
+    match activation {
+        Activation::Linear => Some(LT_BIAS),
+        Activation::Relu => Some(lt_sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_RELU_BIAS),
+        _ => None,
+    }
 }
 
 /// The cuBLAS and cuBLASLt state of one lane, created on first use.
@@ -354,13 +375,15 @@ pub(crate) fn gemm<T: GpuElement>(
     .during("running a cuBLAS GEMM")
 }
 
-/// Queues `z = a · w + bias` on `stream` with cuBLASLt's BIAS epilogue.
+/// Queues `z = epilogue(a · w + bias)` on `stream` with cuBLASLt: [`LT_BIAS`] adds the bias
+/// only; [`fused_epilogue`] gives those that also apply an activation.
 pub(crate) fn gemm_bias_lt<T: GpuElement>(
     lane: &mut LaneBlas,
     stream: &Arc<CudaStream>,
     ops: GemmOperands<'_, '_, T>,
     bias: &CudaView<'_, T>,
     allow_tf32: bool,
+    epilogue: LtEpilogue,
 ) -> Result<()> {
     let (m, n, _) = checked_dims(&ops)?;
     if bias.len() < ops.n {
@@ -379,6 +402,7 @@ pub(crate) fn gemm_bias_lt<T: GpuElement>(
         k: ops.k,
         dtype: T::DTYPE,
         tf32: uses_tf32(T::DTYPE, allow_tf32),
+        epilogue,
     };
     let drop_errors = Arc::clone(&lane.drop_errors);
     let handle = lane.lt(stream)?.handle;
@@ -479,7 +503,7 @@ fn plan_lt(
         plan.layouts[slot] = lt::create_matrix_layout(data_type, rows, cols, ld as i64)
             .during("creating a cuBLASLt layout")?;
     }
-    let epilogue = lt_sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_BIAS;
+    let epilogue = key.epilogue;
     // SAFETY: `desc` is live; EPILOGUE takes a `cublasLtEpilogue_t` by address with its size.
     unsafe {
         lt::set_matmul_desc_attribute(

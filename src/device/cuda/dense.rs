@@ -7,9 +7,12 @@ use cudarc::driver::{CudaView, CudaViewMut};
 
 use super::blas::{self, GemmOperands};
 use super::kernels::{self, KernelOp};
+use super::narrow::{narrow_dense, Narrow};
+use super::splitk::{splitk_dense, SPLITK_MAX_ROWS};
 use super::stream::Lane;
 use super::{DeviceInner, GpuElement};
 use crate::activation::Activation;
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::execution::Strategy;
 
@@ -24,16 +27,49 @@ pub(crate) enum LayerKernel {
     Fused,
     /// `fused_small_<act>` (64×64 tiles); softmax as for `Fused`.
     FusedSmall,
+    /// One cuBLASLt call whose epilogue adds the bias and applies g (relu, linear).
+    CublasLtFused,
+    /// `narrow<NP>_<act>`: W resident in shared memory, for n ≤ 256 (softmax in one pass).
+    Narrow,
+    /// `splitk_partial` + `splitk_reduce_<act>`: weights spread over every SM, for few rows.
+    SplitK,
+    /// `narrow_mma<NP>_<act>`: the narrow kernel on the tensor cores (f16/bf16, n ≤ 128).
+    NarrowMma,
 }
 
 impl LayerKernel {
     /// Every kernel, in the order Auto times them.
-    pub(crate) const ALL: [LayerKernel; 4] = [
+    pub(crate) const ALL: [LayerKernel; 8] = [
         LayerKernel::Cublas,
         LayerKernel::CublasLt,
         LayerKernel::Fused,
         LayerKernel::FusedSmall,
+        LayerKernel::CublasLtFused,
+        LayerKernel::Narrow,
+        LayerKernel::SplitK,
+        LayerKernel::NarrowMma,
     ];
+
+    /// Whether this kernel can run an m×k×n layer with `activation` in `dtype` on a GPU that
+    /// grants `shared_limit` bytes of shared memory per block, and is worth timing there.
+    pub(crate) fn supports(
+        self,
+        (m, k, n): (usize, usize, usize),
+        dtype: DType,
+        activation: Activation,
+        shared_limit: usize,
+    ) -> bool {
+        match self {
+            LayerKernel::Cublas
+            | LayerKernel::CublasLt
+            | LayerKernel::Fused
+            | LayerKernel::FusedSmall => true,
+            LayerKernel::CublasLtFused => blas::fused_epilogue(activation).is_some(),
+            LayerKernel::Narrow => Narrow::Simt.fits(k, n, dtype, shared_limit),
+            LayerKernel::NarrowMma => Narrow::Mma.fits(k, n, dtype, shared_limit),
+            LayerKernel::SplitK => m <= SPLITK_MAX_ROWS && k > 0,
+        }
+    }
 
     /// The kernel an explicit strategy asks for; `None` for Auto, which measures instead.
     ///
@@ -52,14 +88,40 @@ impl LayerKernel {
             Strategy::CublasLt => Some(LayerKernel::CublasLt),
             Strategy::Fused if forced_tile == Some(128) => Some(LayerKernel::Fused),
             Strategy::Fused if forced_tile == Some(64) => Some(LayerKernel::FusedSmall),
-            Strategy::Fused => {
-                let large_tiles = rows.div_ceil(128) * units.div_ceil(128);
-                Some(if large_tiles < multiprocessors {
-                    LayerKernel::FusedSmall
-                } else {
-                    LayerKernel::Fused
-                })
-            }
+            Strategy::Fused => Some(Self::fused_tile_for(rows, units, multiprocessors)),
+            Strategy::CublasLtFused => Some(LayerKernel::CublasLtFused),
+            Strategy::Narrow => Some(LayerKernel::Narrow),
+            Strategy::NarrowMma => Some(LayerKernel::NarrowMma),
+            Strategy::SplitK => Some(LayerKernel::SplitK),
+            // Layers that the whole-network kernel cannot take run as under Fused.
+            Strategy::Network => Some(Self::fused_tile_for(rows, units, multiprocessors)),
+        }
+    }
+
+    /// The fused tile that keeps every multiprocessor busy.
+    fn fused_tile_for(rows: usize, units: usize, multiprocessors: usize) -> LayerKernel {
+        let large_tiles = rows.div_ceil(128) * units.div_ceil(128);
+        if large_tiles < multiprocessors {
+            LayerKernel::FusedSmall
+        } else {
+            LayerKernel::Fused
+        }
+    }
+
+    /// What runs instead when this (explicitly requested) kernel cannot take a layer: the
+    /// fused kernels, which take any layer.
+    pub(crate) fn or_fallback(
+        self,
+        shape: (usize, usize, usize),
+        dtype: DType,
+        activation: Activation,
+        shared_limit: usize,
+        multiprocessors: usize,
+    ) -> LayerKernel {
+        if self.supports(shape, dtype, activation, shared_limit) {
+            self
+        } else {
+            Self::fused_tile_for(shape.0, shape.2, multiprocessors)
         }
     }
 
@@ -80,6 +142,15 @@ impl LayerKernel {
             LayerKernel::CublasLt => format!("cublaslt gemm+bias + {activation}"),
             LayerKernel::Fused => fused("fused"),
             LayerKernel::FusedSmall => fused("fused_small"),
+            LayerKernel::CublasLtFused => format!("cublaslt gemm+bias+{activation} (one call)"),
+            LayerKernel::Narrow => format!("narrow_{activation}"),
+            LayerKernel::NarrowMma => format!("narrow_mma_{activation}"),
+            LayerKernel::SplitK if activation.is_elementwise() => {
+                format!("splitk_partial + splitk_reduce_{activation}")
+            }
+            LayerKernel::SplitK => {
+                format!("splitk_partial + splitk_reduce_linear + bias_{activation}")
+            }
         }
     }
 }
@@ -92,6 +163,10 @@ impl LayerKernel {
             LayerKernel::CublasLt => "cublaslt",
             LayerKernel::Fused => "fused",
             LayerKernel::FusedSmall => "fused_small",
+            LayerKernel::CublasLtFused => "cublaslt_fused",
+            LayerKernel::Narrow => "narrow",
+            LayerKernel::SplitK => "splitk",
+            LayerKernel::NarrowMma => "narrow_mma",
         }
     }
 }
@@ -158,11 +233,42 @@ pub(crate) fn run_dense<T: GpuElement>(
                 gemm(&mut *out),
                 bias,
                 allow_tf32,
+                blas::LT_BIAS,
             )?;
             if activation == Activation::Linear {
                 return Ok(());
             }
             kernels::bias_activation(kernels, &lane.stream, activation, out, None, m, n)
+        }
+        LayerKernel::CublasLtFused => {
+            let epilogue = blas::fused_epilogue(activation).ok_or_else(|| {
+                Error::InvalidArgument(format!("cuBLASLt has no epilogue for {activation}"))
+            })?;
+            blas::gemm_bias_lt(
+                &mut lane.blas,
+                &lane.stream,
+                gemm(out),
+                bias,
+                allow_tf32,
+                epilogue,
+            )
+        }
+        LayerKernel::Narrow | LayerKernel::NarrowMma | LayerKernel::SplitK => {
+            let ops = DenseOperands {
+                a,
+                w,
+                bias,
+                out,
+                m,
+                n,
+                k,
+                activation,
+            };
+            match kernel {
+                LayerKernel::Narrow => narrow_dense(kernels, &lane.stream, Narrow::Simt, ops),
+                LayerKernel::NarrowMma => narrow_dense(kernels, &lane.stream, Narrow::Mma, ops),
+                _ => splitk_dense(kernels, &lane.stream, &mut lane.splitk, ops),
+            }
         }
         LayerKernel::Fused | LayerKernel::FusedSmall => {
             let op = if kernel == LayerKernel::Fused {

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use cudarc::driver::sys::CUresult;
+use cudarc::driver::sys::{CUdevice_attribute, CUfunction_attribute, CUresult};
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaModule, CudaStream, CudaView, CudaViewMut, DriverError,
     LaunchConfig, PushKernelArg,
@@ -102,16 +102,50 @@ impl KernelCache {
         dtype: DType,
     ) -> Result<CudaFunction> {
         let name = kernel_name(op, activation, dtype)?;
-        if let Some(function) = lock(&self.functions).get(&name) {
+        self.function(op.module(), &name, false)
+    }
+
+    /// The kernel `name` of `module`, loading the module if needed. With `dynamic_shared`,
+    /// the kernel is allowed (once, at load) the most dynamic shared memory the GPU grants
+    /// a block ([`KernelCache::shared_limit`]); launches then pass what they use.
+    pub(crate) fn function(
+        &self,
+        module: &'static str,
+        name: &str,
+        dynamic_shared: bool,
+    ) -> Result<CudaFunction> {
+        if let Some(function) = lock(&self.functions).get(name) {
             return Ok(function.clone());
         }
-        let module = self.module(op.module())?;
-        let function = module.load_function(&name).during(&format!(
-            "looking up kernel `{name}` in module `{}`",
-            op.module()
-        ))?;
-        lock(&self.functions).insert(name, function.clone());
+        let loaded = self.module(module)?;
+        let function = loaded
+            .load_function(name)
+            .during(&format!("looking up kernel `{name}` in module `{module}`"))?;
+        if dynamic_shared {
+            let limit = i32::try_from(self.shared_limit()?).unwrap_or(i32::MAX);
+            function
+                .set_attribute(
+                    CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    limit,
+                )
+                .during(&format!("allowing `{name}` {limit} bytes of shared memory"))?;
+        }
+        lock(&self.functions).insert(name.to_string(), function.clone());
         Ok(function)
+    }
+
+    /// The most shared memory one block may use on this GPU (the opt-in limit).
+    pub(crate) fn shared_limit(&self) -> Result<usize> {
+        let bytes = self
+            .context
+            .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
+            .during("reading the shared memory limit")?;
+        Ok(usize::try_from(bytes).unwrap_or(0))
+    }
+
+    /// Streaming multiprocessors of this GPU (at least 1).
+    pub(crate) fn multiprocessors(&self) -> u32 {
+        self.multiprocessors
     }
 
     fn module(&self, name: &'static str) -> Result<Arc<CudaModule>> {
@@ -161,7 +195,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// `n` as the kernels' `int`, or an error naming what overflowed.
-fn as_int(n: usize, what: &str) -> Result<i32> {
+pub(crate) fn as_int(n: usize, what: &str) -> Result<i32> {
     i32::try_from(n).map_err(|_| {
         Error::InvalidArgument(format!(
             "{what} = {n} exceeds the kernels' limit of 2^31 - 1"
@@ -169,7 +203,7 @@ fn as_int(n: usize, what: &str) -> Result<i32> {
     })
 }
 
-fn check_len(what: &str, have: usize, need: usize) -> Result<()> {
+pub(crate) fn check_len(what: &str, have: usize, need: usize) -> Result<()> {
     if have < need {
         return Err(Error::InvalidArgument(format!(
             "{what} holds {have} elements but the launch needs {need}"

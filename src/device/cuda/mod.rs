@@ -8,6 +8,9 @@
 //! - [`dense`]: one dense layer by each strategy; [`plan`]: a whole network, whose passes
 //!   are in [`pass`], kernel choice (and tuning caches) in [`tune`], CUDA Graph capture
 //!   and replay in [`graph_exec`], and the overlapping stream pipeline in [`streaming`].
+//! - `narrow`, `splitk`, `network_kernel`: vecprop's own kernels where cuBLAS is weakest
+//!   (layers of up to 256 units, batches of up to 64 rows, whole small networks in one
+//!   launch); `network_plan`: whether a plan runs the whole-network kernel.
 //!
 //! The benchmark engine that times these pieces lives above them, in `crate::bench`.
 
@@ -17,11 +20,15 @@ pub(crate) mod dense;
 pub(crate) mod error;
 mod graph_exec;
 mod kernels;
+mod narrow;
+mod network_kernel;
+mod network_plan;
 mod pass;
 mod pinned;
 mod plan;
 mod pool;
 mod ptx;
+mod splitk;
 pub(crate) mod stream;
 mod streaming;
 mod tune;

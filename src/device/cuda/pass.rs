@@ -106,6 +106,9 @@ impl<T: GpuElement> GpuPlan<T> {
         scratch: &'s mut Scratch<T>,
         rows: usize,
     ) -> Result<&'s PooledBuffer<T>> {
+        if self.whole_network.is_some() {
+            return self.queue_network(lane, scratch, rows);
+        }
         let Scratch { ping, pong } = scratch;
         let (mut src, mut dst) = (ping, pong);
         for layer in &self.layers {

@@ -151,6 +151,8 @@ pub(super) struct GpuPlan<T: GpuElement> {
     pub(super) cuda_graphs: bool,
     /// What one pass holds on the GPU, checked against free memory before allocating.
     pub(super) memory: PlanMemory,
+    /// Why every layer runs in one launch of the whole-network kernel; `None`: layer by layer.
+    pub(super) whole_network: Option<String>,
 }
 
 impl<T: GpuElement> GpuPlan<T> {
@@ -190,6 +192,7 @@ impl<T: GpuElement> GpuPlan<T> {
             allow_tf32: options.allow_tf32,
             cuda_graphs: options.cuda_graphs,
             memory,
+            whole_network: None,
         };
         for layer in network.layers() {
             let to_device = |values: Vec<T>, what: &str| {
@@ -223,6 +226,10 @@ impl<T: GpuElement> GpuPlan<T> {
             layer.kernel = kernel;
             layer.reason = reason;
         }
+        synced?;
+        let whole_network = plan.choose_network(&mut lane, &mut scratch, options);
+        let synced = lane.synchronize();
+        plan.whole_network = whole_network?;
         synced?;
         // One pass over one row with the chosen kernels loads every kernel function the
         // plan uses (lazy loading happens at the first cuModuleGetFunction or launch),
@@ -360,6 +367,10 @@ impl<T: GpuElement> ForwardPass for GpuPlan<T> {
     }
 
     fn kernel_choices(&self) -> Vec<String> {
+        if let Some(reason) = &self.whole_network {
+            let line = format!("network kernel: every layer in one launch [{reason}]");
+            return vec![line; self.layers.len()];
+        }
         self.layers
             .iter()
             .map(|layer| {

@@ -13,6 +13,7 @@ use cudarc::driver::{CudaContext, CudaEvent, CudaStream};
 
 use super::blas::LaneBlas;
 use super::error::{CudaResultExt, DropErrors};
+use super::splitk::SplitkWorkspace;
 use crate::error::Result;
 
 /// A stream and the cuBLAS/cuBLASLt handles that launch on it.
@@ -21,6 +22,8 @@ use crate::error::Result;
 pub(crate) struct Lane {
     /// Handles bound to `stream`, created on first use.
     pub(crate) blas: LaneBlas,
+    /// Partial sums of the split-K kernel, allocated on first use.
+    pub(crate) splitk: SplitkWorkspace,
     /// Work queued by one caller, in order.
     pub(crate) stream: Arc<CudaStream>,
 }
@@ -57,6 +60,7 @@ impl LanePool {
             Some(lane) => lane,
             None => Lane {
                 blas: LaneBlas::new(Arc::clone(&self.drop_errors)),
+                splitk: SplitkWorkspace::default(),
                 stream: self.context.new_stream().during("creating a CUDA stream")?,
             },
         };

@@ -3,7 +3,8 @@
 //!
 //! Auto looks a layer up first in the plan's shared cache (usually a file beside the model,
 //! `PlanOptions::tuning`), then in the device's in-memory cache, and times the candidates
-//! only when neither knows the shape. What it measures goes into both. A remembered choice
+//! only when neither knows the shape, and only kernels whose output agrees with the first
+//! candidate's (cuBLAS's) can win. What it measures goes into both. A remembered choice
 //! that names no kernel this build has (a stale file) is ignored and re-measured.
 
 use std::sync::atomic::Ordering;
@@ -13,6 +14,7 @@ use super::dense::LayerKernel;
 use super::error::CudaResultExt;
 use super::pass::Scratch;
 use super::plan::{GpuLayer, GpuPlan};
+use super::pool::PooledBuffer;
 use super::stream::{median_ms, Lane};
 use super::GpuElement;
 use crate::dtype::DType;
@@ -46,11 +48,12 @@ impl<T: GpuElement> GpuPlan<T> {
                 0 => None,
                 edge => Some(edge),
             };
+            let shared_limit = self.device.inner.kernels.shared_limit()?;
             return Ok(self
                 .layers
                 .iter()
                 .map(|layer| {
-                    let kernel = LayerKernel::for_strategy(
+                    let wanted = LayerKernel::for_strategy(
                         strategy,
                         self.max_batch,
                         layer.units,
@@ -58,7 +61,19 @@ impl<T: GpuElement> GpuPlan<T> {
                         forced_tile,
                     )
                     .unwrap_or(LayerKernel::Cublas);
-                    (kernel, format!("strategy {strategy}"))
+                    let kernel = wanted.or_fallback(
+                        (self.max_batch, layer.inputs, layer.units),
+                        T::DTYPE,
+                        layer.activation,
+                        shared_limit,
+                        multiprocessors,
+                    );
+                    let reason = if kernel == wanted {
+                        format!("strategy {strategy}")
+                    } else {
+                        format!("strategy {strategy}: {wanted} cannot take this layer, {kernel}")
+                    };
+                    (kernel, reason)
                 })
                 .collect());
         }
@@ -130,7 +145,11 @@ impl<T: GpuElement> GpuPlan<T> {
     }
 
     /// Timing needs realistic operands: random values, never zeros.
-    fn fill_tuning_input(&self, lane: &mut Lane, scratch: &mut Scratch<T>) -> Result<()> {
+    pub(super) fn fill_tuning_input(
+        &self,
+        lane: &mut Lane,
+        scratch: &mut Scratch<T>,
+    ) -> Result<()> {
         let len = scratch.ping.len();
         let random = crate::tensor::random_batch(1, len, 0x7a11);
         let values: Vec<T> = random.iter().map(|&x| T::from_f32(x)).collect();
@@ -152,10 +171,26 @@ impl<T: GpuElement> GpuPlan<T> {
         let mut timings = Vec::new();
         let mut failed = Vec::new();
         let mut first_error = None;
-        for kernel in LayerKernel::ALL {
-            let result = median_ms(&context, &stream, TUNE_WARMUP, TUNE_REPEATS, || {
-                self.run_layer(lane, scratch, layer, kernel)
-            });
+        let shared_limit = self.device.inner.kernels.shared_limit()?;
+        let shape = (self.max_batch, layer.inputs, layer.units);
+        let candidates = LayerKernel::ALL
+            .into_iter()
+            .filter(|kernel| kernel.supports(shape, T::DTYPE, layer.activation, shared_limit));
+        // The first kernel that runs (cuBLAS, when present) is the reference the others must
+        // agree with: a kernel that computes something else is never chosen, however fast.
+        let mut reference: Option<Vec<f32>> = None;
+        for kernel in candidates {
+            let result = self
+                .poison_output(lane, scratch, layer)
+                .and_then(|()| {
+                    median_ms(&context, &stream, TUNE_WARMUP, TUNE_REPEATS, || {
+                        self.run_layer(lane, scratch, layer, kernel)
+                    })
+                })
+                .and_then(|ms| {
+                    self.agrees(lane, scratch, layer, kernel, &mut reference)?;
+                    Ok(ms)
+                });
             match result {
                 Ok(ms) => timings.push((kernel.name().to_string(), ms)),
                 Err(err) => {
@@ -173,6 +208,45 @@ impl<T: GpuElement> GpuPlan<T> {
         Ok((best, record, failed))
     }
 
+    /// Fills the layer's output in `scratch.pong` with NaN, so that an element a candidate
+    /// does not write cannot pass as the previous candidate's result.
+    fn poison_output(
+        &self,
+        lane: &Lane,
+        scratch: &mut Scratch<T>,
+        layer: &GpuLayer<T>,
+    ) -> Result<()> {
+        poison(lane, &mut scratch.pong, self.max_batch * layer.units)
+    }
+
+    /// Errors unless `kernel`'s output (in `scratch.pong`) matches the reference (the first
+    /// candidate's output, which becomes the reference when there is none yet); see
+    /// [`disagreement`].
+    fn agrees(
+        &self,
+        lane: &Lane,
+        scratch: &Scratch<T>,
+        layer: &GpuLayer<T>,
+        kernel: LayerKernel,
+        reference: &mut Option<Vec<f32>>,
+    ) -> Result<()> {
+        let got = download(lane, &scratch.pong, self.max_batch * layer.units)?;
+        let Some(want) = reference.as_ref() else {
+            *reference = Some(got);
+            return Ok(());
+        };
+        match disagreement(&got, want, T::DTYPE, self.allow_tf32) {
+            None => Ok(()),
+            Some(difference) => Err(Error::Cuda {
+                context: format!("checking kernel `{kernel}` while tuning"),
+                message: format!(
+                    "its output differs from the reference kernel's by {difference:e} \
+                     (relative); it is not used"
+                ),
+            }),
+        }
+    }
+
     /// Queues `layer` on max_batch rows, reading `scratch.ping` and writing `scratch.pong`.
     fn run_layer(
         &self,
@@ -183,5 +257,77 @@ impl<T: GpuElement> GpuPlan<T> {
     ) -> Result<()> {
         let Scratch { ping, pong } = scratch;
         self.queue_layer(lane, layer, kernel, ping, pong, self.max_batch)
+    }
+}
+
+/// Fills the first `len` elements of `buffer` with NaN and waits for the copy.
+pub(super) fn poison<T: GpuElement>(
+    lane: &Lane,
+    buffer: &mut PooledBuffer<T>,
+    len: usize,
+) -> Result<()> {
+    let nan = vec![T::from_f32(f32::NAN); len];
+    lane.stream
+        .memcpy_htod(&nan, &mut buffer.view_mut(len)?)
+        .during("poisoning a tuning output")?;
+    // The copy reads pageable memory: wait before `nan` is freed.
+    lane.synchronize()
+}
+
+/// The first `len` elements of `buffer`, as f32, once the lane's work is done.
+pub(super) fn download<T: GpuElement>(
+    lane: &Lane,
+    buffer: &PooledBuffer<T>,
+    len: usize,
+) -> Result<Vec<f32>> {
+    let mut host = vec![T::from_f32(0.0); len];
+    lane.stream
+        .memcpy_dtoh(&buffer.view(len)?, &mut host)
+        .during("reading a tuning output")?;
+    lane.synchronize()?;
+    Ok(host.iter().map(|x| x.to_f32()).collect())
+}
+
+/// `None` when `got` matches `want`, else their norm-wise relative difference
+/// (`max |got - want| / max(max |want|, 1e-3)`): at most 1e-4 in strict f32, 1e-2 when TF32
+/// may differ, 2e-2 in f16/bf16, and NaN only where `want` has NaN.
+pub(super) fn disagreement(got: &[f32], want: &[f32], dtype: DType, tf32: bool) -> Option<f32> {
+    let tolerance = match (dtype, tf32) {
+        (DType::F32, false) => 1e-4,
+        (DType::F32, true) => 1e-2,
+        _ => 2e-2,
+    };
+    let scale = want.iter().fold(1e-3_f32, |m, w| m.max(w.abs()));
+    let worst = got.iter().zip(want).fold(0.0_f32, |worst, (&g, &w)| {
+        let error = (g - w).abs();
+        if error.is_nan() && !w.is_nan() {
+            f32::INFINITY
+        } else {
+            worst.max(error)
+        }
+    });
+    let relative = worst / scale;
+    (got.len() != want.len() || relative > tolerance).then_some(relative)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disagreement_flags_wrong_and_unwritten_outputs() {
+        let want = [1.0, -2.0, 0.5];
+        assert_eq!(disagreement(&want, &want, DType::F32, false), None);
+        assert_eq!(
+            disagreement(&[1.0, -2.0, 0.50001], &want, DType::F32, false),
+            None
+        );
+        assert!(disagreement(&[1.0, -2.0, 0.6], &want, DType::F32, false).is_some());
+        assert_eq!(
+            disagreement(&[1.0, -2.0, 0.51], &want, DType::BF16, false),
+            None
+        );
+        assert!(disagreement(&[1.0, f32::NAN, 0.5], &want, DType::BF16, false).is_some());
+        assert!(disagreement(&[1.0, -2.0], &want, DType::F32, false).is_some());
     }
 }
