@@ -9,7 +9,7 @@ use vecprop::{io, DType, PlanOptions, Result, Strategy};
 /// Arguments of `vecprop infer`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The model, a safetensors file.
+    /// The model: a safetensors state_dict or an ONNX file.
     #[arg(long, value_name = "FILE")]
     model: PathBuf,
     /// The input batch: a 2-D .npy file (float32 or float64), one example per row.
