@@ -245,6 +245,7 @@ impl Walker<'_> {
         }
         for inner in &function.node {
             let mut inner = inner.clone();
+            inner.name = label(node);
             inner.input = inner.input.iter().map(|n| scoped(n)).collect();
             inner.output = inner.output.iter().map(|n| scoped(n)).collect();
             inner.attribute = inner
@@ -321,7 +322,7 @@ impl Walker<'_> {
             self.weight_dtypes.push(dtype.unwrap_or(c.dtype));
         }
         self.stages.push(Stage::Dense {
-            name: label(node),
+            name: module_name(node),
             weight,
             bias,
         });
@@ -345,7 +346,7 @@ impl Walker<'_> {
             }
         };
         let norm = BatchNorm {
-            name: label(node),
+            name: module_name(node),
             scale: vector(1, "scale")?,
             shift: vector(2, "B")?,
             mean: vector(3, "input_mean")?,
@@ -502,6 +503,15 @@ fn label(node: &NodeProto) -> String {
         node.output.first().cloned().unwrap_or_default()
     } else {
         node.name.clone()
+    }
+}
+
+/// A layer's name: its module's (`model.1` from the weight `model.1.weight`) where the
+/// weight has one, else the node's.
+fn module_name(node: &NodeProto) -> String {
+    match node.input.get(1).and_then(|w| w.strip_suffix(".weight")) {
+        Some(module) if !module.contains("::") && !module.is_empty() => module.to_string(),
+        _ => label(node),
     }
 }
 
