@@ -1,7 +1,8 @@
 //! Models in safetensors files: PyTorch `state_dict`s.
 //!
-//! Tensors are named as `model.state_dict()` names them (`encoder.1.0.weight`); see
-//! [`state_dict`](super::state_dict) for how modules are found and ordered. Linear layers may
+//! Tensors are named as `model.state_dict()` names them (`encoder.1.0.weight`): tensors are
+//! grouped by module, and modules run in the order of their paths (`layers.10` after
+//! `layers.9`, `fc2` after `fc1`; names that give no order are an error). Linear layers may
 //! lack a bias; BatchNorm1d modules are folded into the adjacent Linear (eps 1e-5 unless the
 //! metadata entry `batchnorm_eps` says otherwise). The metadata entry `activations` lists
 //! one activation per dense layer, comma-separated, each applied after its layer and any

@@ -15,7 +15,7 @@
 
 mod elementwise;
 mod graph;
-pub mod proto;
+mod proto;
 mod tensor;
 
 use prost::Message;

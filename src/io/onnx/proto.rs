@@ -7,15 +7,9 @@
 /// `ModelProto`: the file's top-level message.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ModelProto {
-    /// The IR version.
-    #[prost(int64, tag = "1")]
-    pub ir_version: i64,
     /// The operator sets the graph uses.
     #[prost(message, repeated, tag = "8")]
     pub opset_import: Vec<OperatorSetIdProto>,
-    /// The tool that wrote the file.
-    #[prost(string, tag = "2")]
-    pub producer_name: String,
     /// The computation.
     #[prost(message, optional, tag = "7")]
     pub graph: Option<GraphProto>,
@@ -198,9 +192,6 @@ pub struct TypeProto {
 /// `TypeProto.Tensor`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct TypeProtoTensor {
-    /// The element type.
-    #[prost(int32, tag = "1")]
-    pub elem_type: i32,
     /// The shape, when known.
     #[prost(message, optional, tag = "2")]
     pub shape: Option<TensorShapeProto>,
