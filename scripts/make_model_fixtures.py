@@ -16,6 +16,7 @@ exported to ONNX with both exporters, with PyTorch's outputs on tests/fixtures/t
   models_act_legacy.onnx          GELU, LeakyReLU(0.2), SiLU, GELU(tanh) (opset 17: decomposed)
   models_act_dynamo.onnx          the same, dynamo exporter
   models_logsoftmax.onnx          an MLP ending in LogSoftmax (unsupported: the error names it)
+  models_residual.onnx            a skip connection (unsupported: the error names the Add)
   models_checkpoint.pt            torch.save(model): a zip holding data.pkl
   models_legacy.pt                torch.save(model, _use_new_zipfile_serialization=False): a pickle
   models_<name>_output.npy        PyTorch's float32 outputs (ONNX Runtime's agree to 1e-5; checked here)
@@ -144,6 +145,16 @@ def main():
 
     log = nn.Sequential(nn.Linear(13, 8), nn.ReLU(), nn.Linear(8, 5), nn.LogSoftmax(dim=-1)).eval()
     export(log, x, path("models_logsoftmax.onnx"), False)
+
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(13, 13), nn.Linear(13, 5)
+
+        def forward(self, x):
+            return self.b(torch.relu(self.a(x)) + x)
+
+    export(Residual().eval(), x, path("models_residual.onnx"), False)
 
     small = nn.Sequential(nn.Linear(13, 4), nn.ReLU(), nn.Linear(4, 2)).eval()
     torch.save(small, path("models_checkpoint.pt"))

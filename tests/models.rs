@@ -161,6 +161,14 @@ fn an_unsupported_onnx_node_is_named_with_its_op_and_position() {
 }
 
 #[test]
+fn a_skip_connection_is_named() {
+    refused(
+        &fixture("models_residual.onnx"),
+        &["op Add", "position 2", "skip connections"],
+    );
+}
+
+#[test]
 fn non_regular_files_are_refused_without_reading() {
     refused(Path::new("/dev/zero"), &["/dev/zero", "not a regular file"]);
     let err = io::load_model("/dev/zero", None).unwrap_err();
