@@ -171,6 +171,12 @@ fn a_skip_connection_is_named() {
 #[test]
 fn non_regular_files_are_refused_without_reading() {
     refused(Path::new("/dev/zero"), &["/dev/zero", "not a regular file"]);
+    // A FIFO with no writer: opening it for reading would block forever.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("model.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    refused(&fifo, &["model.fifo", "not a regular file"]);
     let err = io::load_model("/dev/zero", None).unwrap_err();
     assert!(matches!(err, Error::Io { .. }), "{err}");
 }

@@ -72,8 +72,21 @@ impl ModelFile {
     /// Opens `path`, refusing anything that is not a regular file (devices such as
     /// `/dev/zero`, FIFOs, directories), which could be read without end.
     pub(crate) fn open(path: &Path) -> Result<Self> {
+        // Checked before opening too: opening a FIFO for reading blocks until a writer comes.
+        let before = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        Self::refuse_unless_regular(path, &before)?;
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let metadata = file.metadata().map_err(|e| Error::io(path, e))?;
+        Self::refuse_unless_regular(path, &metadata)?;
+        Ok(ModelFile {
+            path: path.to_path_buf(),
+            file,
+            len: metadata.len(),
+            format: Format::Safetensors,
+        })
+    }
+
+    fn refuse_unless_regular(path: &Path, metadata: &std::fs::Metadata) -> Result<()> {
         if !metadata.is_file() {
             let kind = if metadata.is_dir() {
                 "a directory"
@@ -88,12 +101,7 @@ impl ModelFile {
                 ),
             ));
         }
-        Ok(ModelFile {
-            path: path.to_path_buf(),
-            file,
-            len: metadata.len(),
-            format: Format::Safetensors,
-        })
+        Ok(())
     }
 
     /// Exactly `len` bytes from `offset`, checked against the file's length first.
