@@ -132,7 +132,7 @@ fn read_declared(file: &mut ModelFile) -> Result<Vec<u8>> {
 /// Saves a network as a safetensors file, atomically: tensors `<i>.weight` (`[units, inputs]`)
 /// and `<i>.bias` in the network's dtype, and the `activations` metadata.
 ///
-/// See [`load_model`] for an example.
+/// See [`load_model`](crate::io::load_model) for an example.
 pub fn save_model(network: &Network, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
     let dtype = network.dtype();
