@@ -9,6 +9,8 @@ exported to ONNX with both exporters, with PyTorch's outputs on tests/fixtures/t
   models_bn.safetensors           BatchNorm1d, Linear, BatchNorm1d, ReLU, Linear(bias=False),
                                   BatchNorm1d, Sigmoid, Linear (BatchNorm before and after)
   models_bn_eps.safetensors       the same with eps=1e-3 and metadata batchnorm_eps=0.001
+  models_bn_after_relu.safetensors Linear, ReLU, BatchNorm1d, Dropout, Linear, Tanh, Linear: the
+                                  gap at 1 puts the BatchNorm after the ReLU, so it folds forward
   models_onnx_legacy.onnx         an MLP with BatchNorm after a Linear and after a ReLU,
                                   Dropout, Flatten, a bias-free Linear and Softmax (TorchScript exporter)
   models_onnx_dynamo.onnx         the same, dynamo exporter
@@ -116,6 +118,13 @@ def main():
     bn_eps = train(bn_model(1e-3))
     save_state(bn_eps, "bn_eps", "relu,sigmoid,linear", {"batchnorm_eps": "0.001"})
     reference(bn_eps, x, "bn_eps")
+
+    after = train(nn.Sequential(
+        nn.Linear(13, 32), nn.ReLU(), nn.BatchNorm1d(32), nn.Dropout(0.1), nn.Linear(32, 16),
+        nn.Tanh(), nn.Linear(16, 5),
+    ))
+    save_state(after, "bn_after_relu", "relu,tanh,linear")
+    reference(after, x, "bn_after_relu")
 
     mlp = train(nn.Sequential(
         nn.Flatten(), nn.Linear(13, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Dropout(0.2),

@@ -68,6 +68,13 @@ fn batchnorm_folds_before_and_after_a_linear() {
 }
 
 #[test]
+fn batchnorm_after_an_activation_folds_into_the_next_linear() {
+    let network = matches_pytorch("models_bn_after_relu.safetensors", "bn_after_relu");
+    assert!(network.layers()[0].folded().is_empty());
+    assert_eq!(network.layers()[1].folded(), ["BatchNorm `2`"]);
+}
+
+#[test]
 fn batchnorm_eps_comes_from_the_metadata() {
     matches_pytorch("models_bn_eps.safetensors", "bn_eps");
 }

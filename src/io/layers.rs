@@ -24,6 +24,10 @@ pub(crate) enum Stage {
     BatchNorm(BatchNorm),
     /// An activation applied to what the previous stage produced.
     Activation { node: String, kind: ActivationKind },
+    /// A module without parameters (an activation, a Dropout) that a state_dict shows only
+    /// as a gap in `Sequential` numbering, before module `before`: a BatchNorm after it
+    /// cannot fold into the layer before it.
+    Gap { before: String },
 }
 
 /// An activation as model files name it, before it is mapped onto [`Activation`].
@@ -105,6 +109,18 @@ pub(crate) fn assemble(stages: Vec<Stage>) -> Result<Vec<Dense>> {
                 Some(last) if !activated && pending.is_empty() => norm.fold_into_previous(last)?,
                 _ => pending.push(norm),
             },
+            Stage::Gap { before } => {
+                if let Some(norm) = pending.first() {
+                    return Err(Error::BadTensor {
+                        layer: norm.name.clone(),
+                        reason: format!(
+                            "BatchNorm followed by a module without parameters before `{before}` \
+                             folds into no dense layer exactly"
+                        ),
+                    });
+                }
+                activated = !layers.is_empty();
+            }
             Stage::Activation { node, kind } => {
                 let Some(last) = layers.last_mut() else {
                     return Err(Error::BadTensor {

@@ -8,6 +8,10 @@
 //! stem by that number (`fc2` after `fc1`). Paths that give no order (`encoder` against
 //! `head`) are an error, never a guess. Every message comes from the sorted names, so it
 //! is the same on every run.
+//!
+//! A state_dict does not hold activations, but `nn.Sequential` numbering shows where a
+//! module without parameters sits: `0` (Linear), `2` (BatchNorm1d) skips `1`, an activation
+//! or a Dropout. Such a BatchNorm is folded into the next Linear, not the previous one.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -53,10 +57,31 @@ pub(crate) fn stages(
             });
         }
     }
-    ordered
-        .into_iter()
-        .map(|(_, prefix)| module(prefix, &modules[prefix], eps, decode))
-        .collect()
+    let mut stages = Vec::with_capacity(ordered.len());
+    for (index, (path, prefix)) in ordered.iter().enumerate() {
+        let stage = module(prefix, &modules[prefix], eps, decode)?;
+        if matches!(stage, Stage::BatchNorm(_))
+            && index > 0
+            && skips_a_module(&ordered[index - 1].0, path)
+        {
+            stages.push(Stage::Gap {
+                before: prefix.to_string(),
+            });
+        }
+        stages.push(stage);
+    }
+    Ok(stages)
+}
+
+/// Whether `Sequential` numbering leaves a module without parameters (an activation,
+/// a Dropout) between `previous` and `next`: `0` then `2` in the same parent skips `1`.
+fn skips_a_module(previous: &[Segment], next: &[Segment]) -> bool {
+    match (previous.split_last(), next.split_last()) {
+        (Some((Segment::Index(a), parent_a)), Some((Segment::Index(b), parent_b))) => {
+            parent_a == parent_b && b.saturating_sub(*a) > 1
+        }
+        _ => false,
+    }
 }
 
 /// One module's stage from its parameters.
