@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use super::constants::{constant_attribute, fold, transpose};
 use super::elementwise::{Binary, Expr, Unary};
 use super::proto::{AttributeProto, FunctionProto, GraphProto, NodeProto};
 use super::tensor::{self, Constant};
@@ -393,7 +394,7 @@ impl Walker<'_> {
             return Err("expects two inputs".into());
         };
         match (a, b) {
-            (Value::Const(a), Value::Const(b)) => fold(binary, a, b),
+            (Value::Const(a), Value::Const(b)) => fold(binary, a, b).map(Value::Const),
             (
                 Value::Dynamic {
                     expr: Expr::Input,
@@ -530,68 +531,5 @@ fn constant(inputs: &[Option<Value>], index: usize, what: &str) -> Result<Consta
             "its input {what} is computed from the batch; vecprop needs it to be a constant weight"
         )),
         _ => Err(format!("its input {what} is missing")),
-    }
-}
-
-fn transpose(c: &Constant) -> Constant {
-    let (rows, cols) = (c.dims[0], c.dims[1]);
-    let values = (0..cols)
-        .flat_map(|j| (0..rows).map(move |i| (i, j)))
-        .map(|(i, j)| c.values[i * cols + j])
-        .collect();
-    Constant {
-        dims: vec![cols, rows],
-        values,
-        dtype: c.dtype,
-    }
-}
-
-fn fold(op: Binary, a: &Constant, b: &Constant) -> Result<Value, String> {
-    let long = match (a.scalar(), b.scalar()) {
-        (Some(_), None) => b,
-        (None, Some(_)) | (Some(_), Some(_)) => a,
-        (None, None) if a.dims == b.dims => a,
-        _ => return Err("constants of different shapes are not folded".into()),
-    };
-    let values = (0..long.values.len())
-        .map(|i| {
-            let x = a.values[if a.values.len() == 1 { 0 } else { i }];
-            let y = b.values[if b.values.len() == 1 { 0 } else { i }];
-            op.apply(x, y)
-        })
-        .collect();
-    Ok(Value::Const(Constant {
-        dims: long.dims.clone(),
-        values,
-        dtype: long.dtype,
-    }))
-}
-
-/// A `Constant` node's value, from whichever attribute it uses.
-fn constant_attribute(node: &NodeProto) -> Result<Constant, String> {
-    let attribute = node.attribute.first().ok_or("it has no value")?;
-    let float = |values: Vec<f64>, dims: Vec<usize>| Constant {
-        dims,
-        values,
-        dtype: "FLOAT",
-    };
-    match attribute.name.as_str() {
-        "value" => {
-            let t = attribute.t.as_ref().ok_or("its value holds no tensor")?;
-            tensor::decode_inline(t)
-        }
-        "value_float" => Ok(float(vec![f64::from(attribute.f)], vec![])),
-        "value_floats" => {
-            let values: Vec<f64> = attribute.floats.iter().map(|v| f64::from(*v)).collect();
-            let n = values.len();
-            Ok(float(values, vec![n]))
-        }
-        "value_int" => Ok(float(vec![attribute.i as f64], vec![])),
-        "value_ints" => {
-            let values: Vec<f64> = attribute.ints.iter().map(|v| *v as f64).collect();
-            let n = values.len();
-            Ok(float(values, vec![n]))
-        }
-        other => Err(format!("its `{other}` value is not supported")),
     }
 }

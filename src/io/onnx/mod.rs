@@ -13,6 +13,7 @@
 //! The file is read whole after checking it is a regular file; external data files are
 //! read only for the byte ranges the model declares, and only inside the model's folder.
 
+mod constants;
 mod elementwise;
 mod graph;
 mod proto;
