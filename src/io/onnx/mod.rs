@@ -115,3 +115,100 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod gemm_tests {
+    use super::proto::{
+        AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+        ValueInfoProto,
+    };
+    use super::*;
+    use ndarray::array;
+
+    fn tensor(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
+        TensorProto {
+            name: name.into(),
+            dims: dims.to_vec(),
+            data_type: 1,
+            float_data: values.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    fn attribute(name: &str, f: f32, i: i64) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            f,
+            i,
+            ..Default::default()
+        }
+    }
+
+    /// A one-Gemm model of the worked example's W (2 x 3) and B, with these attributes.
+    fn load_gemm(attributes: Vec<AttributeProto>) -> Result<Network> {
+        let node = NodeProto {
+            name: "gemm".into(),
+            op_type: "Gemm".into(),
+            input: vec!["x".into(), "W".into(), "B".into()],
+            output: vec!["y".into()],
+            attribute: attributes,
+            ..Default::default()
+        };
+        let graph = GraphProto {
+            node: vec![node],
+            initializer: vec![
+                tensor("W", &[2, 3], &[1.0, -3.0, 5.0, -2.0, 4.0, -6.0]),
+                tensor("B", &[3], &[-1.0, 1.0, 2.0]),
+            ],
+            input: vec![ValueInfoProto {
+                name: "x".into(),
+                r#type: None,
+            }],
+            output: vec![ValueInfoProto {
+                name: "y".into(),
+                r#type: None,
+            }],
+            ..Default::default()
+        };
+        let model = ModelProto {
+            graph: Some(graph),
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: 17,
+            }],
+            ..Default::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gemm.onnx");
+        std::fs::write(&path, model.encode_to_vec()).unwrap();
+        crate::io::load_model(&path, None)
+    }
+
+    #[test]
+    fn gemm_alpha_and_beta_scale_the_weight_and_the_bias() {
+        let network =
+            load_gemm(vec![attribute("alpha", 2.0, 0), attribute("beta", 0.5, 0)]).unwrap();
+        let layer = &network.layers()[0];
+        assert_eq!(
+            layer.weight(),
+            array![[2.0, -6.0, 10.0], [-4.0, 8.0, -12.0]]
+        );
+        assert_eq!(layer.bias(), array![-0.5, 0.5, 1.0]);
+    }
+
+    #[test]
+    fn gemm_trans_b_reads_the_weight_as_units_by_inputs() {
+        // [2, 3] read as [units, inputs] is a 3-input, 2-unit layer; the bias of 3 then does not fit.
+        let err = load_gemm(vec![attribute("transB", 0.0, 1)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`gemm`") && err.contains("not a bias of 2"),
+            "{err}"
+        );
+        let err = load_gemm(vec![attribute("transA", 0.0, 1)])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("op Gemm") && err.contains("transA=1"), "{err}");
+    }
+}
