@@ -27,6 +27,41 @@ pub enum Error {
         reason: String,
     },
 
+    /// A file that is not a model vecprop reads (a pickle, a PyTorch checkpoint, a zip).
+    #[error("{path} cannot be used as a model: {reason}")]
+    UnsupportedModelFile {
+        /// The file.
+        path: PathBuf,
+        /// What the file is, and what to export instead.
+        reason: String,
+    },
+
+    /// An ONNX file that cannot be parsed, or whose tensors are truncated or inconsistent.
+    #[error("{path} is not a valid ONNX model: {reason}")]
+    InvalidOnnx {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// An ONNX node that vecprop cannot map onto dense layers.
+    #[error(
+        "{path}: ONNX node `{node}` (op {op_type}, position {position} in the graph): {reason}"
+    )]
+    UnsupportedOnnxNode {
+        /// The file.
+        path: PathBuf,
+        /// The node's name (or its first output when it has none).
+        node: String,
+        /// Its operator, e.g. `Conv`.
+        op_type: String,
+        /// Its index among the graph's nodes.
+        position: usize,
+        /// Why it cannot be read.
+        reason: String,
+    },
+
     /// A model file holds no dense layer at all.
     #[error("{path} holds no dense layers (expected tensors named `<prefix>.weight` and `<prefix>.bias`)")]
     NoLayers {

@@ -82,15 +82,73 @@ fn truncated_safetensors_file() {
 }
 
 #[test]
-fn weight_without_bias() {
+fn weight_without_bias_is_a_bias_free_layer() {
     let dir = tempfile::tempdir().unwrap();
     let [weight, _] = torch_layer("fc1", 2, 3, 1.0);
     let path = model_file(&dir, &[weight], Some("relu"));
-    let err = assert_message(
+    let network = io::load_model(&path, None).unwrap();
+    assert_eq!(network.layers()[0].bias(), ndarray::Array1::<f32>::zeros(3));
+}
+
+#[test]
+fn a_transposed_weight_gets_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    // A Keras-style [inputs, units] kernel of 2 inputs and 3 units, with its 3-unit bias.
+    let tensors = [
+        f32_tensor("0.weight", &[2, 3], &[0.0; 6]),
+        f32_tensor("0.bias", &[3], &[0.0; 3]),
+    ];
+    let path = model_file(&dir, &tensors, Some("relu"));
+    assert_message(
         io::load_model(&path, None),
-        &["layer `fc1` has `fc1.weight` but no `fc1.bias`"],
+        &[
+            "layer `0`",
+            "`0.bias` has 3 elements",
+            "transposed",
+            "kernel.T",
+        ],
     );
-    assert!(matches!(err, Error::UnpairedTensor { .. }));
+}
+
+#[test]
+fn tensors_of_other_modules_name_the_module_kind_the_same_way_every_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tensors = Vec::new();
+    tensors.extend(torch_layer("0", 2, 3, 1.0));
+    tensors.push(f32_tensor("1.running_mean", &[3], &[0.0; 3]));
+    tensors.push(f32_tensor("2.weight_ih_l0", &[3, 3], &[0.0; 9]));
+    tensors.push(f32_tensor("3.in_proj_weight", &[3, 3], &[0.0; 9]));
+    let path = model_file(&dir, &tensors, Some("relu"));
+    let first = assert_message(
+        io::load_model(&path, None),
+        &["layer `1`", "`1.running_var`", "BatchNorm"],
+    )
+    .to_string();
+    for _ in 0..5 {
+        assert_eq!(io::load_model(&path, None).unwrap_err().to_string(), first);
+    }
+    let tensors = [tensors[0].clone(), tensors[1].clone(), tensors[3].clone()];
+    let path = model_file(&dir, &tensors, Some("relu"));
+    assert_message(
+        io::load_model(&path, None),
+        &["`2.weight_ih_l0`", "RNN/LSTM/GRU"],
+    );
+}
+
+#[test]
+fn module_names_that_give_no_order_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tensors = Vec::new();
+    tensors.extend(torch_layer("encoder.0", 2, 3, 1.0));
+    tensors.extend(torch_layer("head", 3, 1, 1.0));
+    let path = model_file(&dir, &tensors, Some("relu,linear"));
+    assert_message(
+        io::load_model(&path, None),
+        &[
+            "`encoder.0` and `head` do not say which runs first",
+            "torch.onnx.export",
+        ],
+    );
 }
 
 #[test]
@@ -134,7 +192,7 @@ fn bad_tensor_ranks_names_and_dtypes() {
     let path = model_file(&dir, &tensors, Some("relu"));
     assert_message(
         io::load_model(&path, None),
-        &["layer `0`", "`0.weight` has shape [6]", "2-D"],
+        &["layer `0`", "`0.weight` is 1-D", "LayerNorm"],
     );
 
     let tensors = [
@@ -147,10 +205,11 @@ fn bad_tensor_ranks_names_and_dtypes() {
         &["`0.bias` has shape [1, 3]", "1-D"],
     );
 
-    let path = model_file(&dir, &torch_layer("head", 2, 3, 1.0), Some("relu"));
+    let tensors = [f32_tensor("0.weight", &[3, 2, 1, 1], &[0.0; 6])];
+    let path = model_file(&dir, &tensors, Some("relu"));
     assert_message(
         io::load_model(&path, None),
-        &["layer `head`", "must end in an integer"],
+        &["`0.weight` has shape [3, 2, 1, 1]", "Conv2d"],
     );
 
     let tensors = [

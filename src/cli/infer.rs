@@ -9,7 +9,7 @@ use vecprop::{io, DType, Error, PlanOptions, Result, Strategy};
 /// Arguments of `vecprop infer`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The model, a safetensors file.
+    /// The model: a safetensors state_dict or an ONNX file.
     #[arg(long, value_name = "FILE")]
     model: PathBuf,
     /// The input batch: a 2-D .npy file (float32 or float64), one example per row; `-` reads
@@ -93,7 +93,6 @@ pub fn run(args: Args) -> Result<()> {
         cuda_graphs: args.cuda_graphs,
         allow_tf32: args.tf32,
         tuning: tuning.clone(),
-        ..PlanOptions::default()
     };
     let plan = network.compile(&device, options)?;
     if args.verbose {

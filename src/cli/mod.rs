@@ -27,7 +27,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a safetensors model over a .npy batch and write the outputs as .npy.
+    /// Run a safetensors or ONNX model over a .npy batch and write the outputs as .npy.
     Infer(infer::Args),
     /// Run the worked example and time a 784-512-256-10 network (needs no files).
     Demo(demo::Args),

@@ -7,7 +7,7 @@ use vecprop::{io, PlanOptions, Result};
 /// Arguments of `vecprop summary`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The model, a safetensors file.
+    /// The model: a safetensors state_dict or an ONNX file.
     #[arg(long, value_name = "FILE")]
     model: PathBuf,
     /// One activation per layer, overriding the model's metadata (e.g. sigmoid,relu,linear).

@@ -28,6 +28,7 @@ pub struct Dense {
     weight: Array2<f32>,
     bias: Array1<f32>,
     activation: Activation,
+    folded: Vec<String>,
 }
 
 impl Dense {
@@ -63,6 +64,7 @@ impl Dense {
             weight,
             bias,
             activation,
+            folded: Vec::new(),
         })
     }
 
@@ -84,6 +86,17 @@ impl Dense {
     /// `g`.
     pub fn activation(&self) -> Activation {
         self.activation
+    }
+
+    /// What was folded into this layer when it was loaded, e.g. ``BatchNorm `1` ``.
+    pub fn folded(&self) -> &[String] {
+        &self.folded
+    }
+
+    /// `W` and `B`, for folding another layer's affine map into them; notes what was folded.
+    pub(crate) fn fold_in(&mut self, what: String) -> (&mut Array2<f32>, &mut Array1<f32>) {
+        self.folded.push(what);
+        (&mut self.weight, &mut self.bias)
     }
 
     /// Replaces `g`.

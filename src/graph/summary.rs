@@ -11,8 +11,13 @@ pub(crate) fn render(network: &Network, choices: Option<&[String]>) -> String {
         .iter()
         .enumerate()
         .map(|(i, layer)| {
+            let folded: String = layer
+                .folded()
+                .iter()
+                .map(|what| format!(" + {what} folded"))
+                .collect();
             [
-                format!("{} (Dense, {})", layer.name(), layer.activation()),
+                format!("{} (Dense{folded}, {})", layer.name(), layer.activation()),
                 format!("(None, {})", layer.units()),
                 group_thousands(layer.parameter_count()),
                 choices.and_then(|c| c.get(i).cloned()).unwrap_or_default(),

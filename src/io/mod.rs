@@ -6,20 +6,26 @@
 //! ever left behind looking complete. Outputs that are not regular files (stdout as `-`, a
 //! FIFO, a device) are streamed to directly.
 //!
-//! - [`load_model`] / [`save_model`]: a [`Network`](crate::Network) in a safetensors file, in
-//!   `torch.nn.Linear` layout.
+//! - [`load_model`]: a [`Network`](crate::Network) from a safetensors `state_dict` (nested
+//!   modules, bias-free Linear, BatchNorm1d folded) or an ONNX file; [`save_model`]: a
+//!   safetensors file in `torch.nn.Linear` layout.
 //! - [`read_npy`] / [`write_npy`]: a whole 2-D batch; [`NpyReader`] / [`NpyWriter`]: the same in
 //!   row chunks, for batches larger than memory.
 //! - [`forward_npy`]: streams a `.npy` batch through a [`Plan`](crate::Plan) into a `.npy` output.
 
 mod bytes;
+mod layers;
+mod model_file;
 pub mod npy;
+pub mod onnx;
 pub mod safetensors;
+mod state_dict;
 mod stream;
 
 pub use crate::fs::{
     refuse_same_file, remove_temporary_files_on_signals, write_atomic, AtomicFile,
 };
+pub use model_file::load_model;
 pub use npy::{read_npy, write_npy, NpyReader, NpyWriter};
-pub use safetensors::{load_model, save_model};
+pub use safetensors::save_model;
 pub use stream::forward_npy;

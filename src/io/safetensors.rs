@@ -1,15 +1,19 @@
-//! Models in safetensors files, in `torch.nn.Linear` layout.
+//! Models in safetensors files: PyTorch `state_dict`s.
 //!
-//! Each dense layer is a pair of tensors `<prefix>.weight`, shape `[units, inputs]`, and
-//! `<prefix>.bias`, shape `[units]`. Layers run in the order of the integer that ends each
-//! prefix (`0`, `2`, `4` as `torch.nn.Sequential` names them; `layers.10` after `layers.9`).
-//! The metadata entry `activations` lists one activation per layer, comma-separated.
+//! Tensors are named as `model.state_dict()` names them (`encoder.1.0.weight`): tensors are
+//! grouped by module, and modules run in the order of their paths (`layers.10` after
+//! `layers.9`, `fc2` after `fc1`; names that give no order are an error). Linear layers may
+//! lack a bias; BatchNorm1d modules are folded into the adjacent Linear (eps 1e-5 unless the
+//! metadata entry `batchnorm_eps` says otherwise). The metadata entry `activations` lists
+//! one activation per dense layer, comma-separated, each applied after its layer and any
+//! BatchNorm folded into it.
+//!
+//! Reading is bounded: the 8-byte header length is checked against a limit and the file's
+//! length, then exactly the bytes the header declares are read.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs;
 use std::path::Path;
 
-use ndarray::{Array1, Array2};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 
@@ -17,56 +21,38 @@ use crate::activation::{parse_list, Activation};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::fs::write_atomic;
-use crate::graph::dense::Dense;
+use crate::graph::batchnorm::DEFAULT_EPS;
 use crate::graph::network::Network;
-use crate::io::bytes;
+use crate::io::layers::{self, Stage};
+use crate::io::model_file::ModelFile;
+use crate::io::{bytes, state_dict};
 
 /// The metadata key that lists the activations.
 pub const ACTIVATIONS_KEY: &str = "activations";
 
-/// Loads a network from a safetensors file.
-///
-/// `activations_override`, when given, replaces the file's `activations` metadata. Tensors
-/// may be f32, f64, f16 or bf16; the network's [`dtype`](Network::dtype) is f16 or bf16 when
-/// every tensor is, and f32 otherwise.
-///
-/// ```
-/// use ndarray::array;
-/// use vecprop::{io, Activation, Network};
-///
-/// let net = Network::builder(2)
-///     .layer_with(array![[1.0, -3.0, 5.0], [-2.0, 4.0, -6.0]], array![-1.0, 1.0, 2.0], Activation::Sigmoid)
-///     .build()?;
-/// let path = std::env::temp_dir().join(format!("vecprop-load-doc-{}.safetensors", std::process::id()));
-/// io::save_model(&net, &path)?;
-///
-/// let loaded = io::load_model(&path, None)?;
-/// assert_eq!(loaded.layers()[0].weight(), net.layers()[0].weight());
-/// let relu = io::load_model(&path, Some(&[Activation::Relu]))?;
-/// assert_eq!(relu.layers()[0].activation(), Activation::Relu);
-/// # std::fs::remove_file(&path).unwrap();
-/// # Ok::<(), vecprop::Error>(())
-/// ```
-pub fn load_model(
-    path: impl AsRef<Path>,
+/// The metadata key that sets BatchNorm's `eps` (default 1e-5).
+pub const BATCHNORM_EPS_KEY: &str = "batchnorm_eps";
+
+/// The largest header accepted, as the safetensors crate limits it.
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// Loads a network from a safetensors file that [`ModelFile::format`] recognised.
+pub(crate) fn load(
+    mut file: ModelFile,
     activations_override: Option<&[Activation]>,
 ) -> Result<Network> {
-    let path = path.as_ref();
-    let buffer = fs::read(path).map_err(|e| Error::io(path, e))?;
-    let invalid = |e: safetensors::SafeTensorError| Error::InvalidModelFile {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
+    let buffer = read_declared(&mut file)?;
+    let path = file.path.as_path();
+    let invalid = |e: safetensors::SafeTensorError| file.invalid(e.to_string());
     let (_, metadata) = SafeTensors::read_metadata(&buffer).map_err(invalid)?;
     let tensors = SafeTensors::deserialize(&buffer).map_err(invalid)?;
+    let metadata = metadata.metadata().clone().unwrap_or_default();
 
     let (activations, origin) = match activations_override {
         Some(list) => (list.to_vec(), "the activations override".to_string()),
         None => {
             let list = metadata
-                .metadata()
-                .as_ref()
-                .and_then(|m| m.get(ACTIVATIONS_KEY))
+                .get(ACTIVATIONS_KEY)
                 .ok_or_else(|| Error::MissingActivations {
                     path: path.to_path_buf(),
                 })?;
@@ -76,23 +62,37 @@ pub fn load_model(
             )
         }
     };
+    let eps = match metadata.get(BATCHNORM_EPS_KEY) {
+        None => DEFAULT_EPS,
+        Some(text) => text
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|eps| eps.is_finite() && *eps >= 0.0)
+            .ok_or_else(|| {
+                file.invalid(format!(
+                    "metadata `{BATCHNORM_EPS_KEY}` is `{text}`, not a non-negative number"
+                ))
+            })?,
+    };
 
-    let pairs = pair_tensors(&tensors)?;
-    if pairs.is_empty() {
+    let shapes: BTreeMap<String, Vec<usize>> = tensors
+        .iter()
+        .map(|(name, view)| (name.to_string(), view.shape().to_vec()))
+        .collect();
+    let mut dtypes = Vec::new();
+    let mut decode_named = |name: &str| -> Result<Vec<f32>> {
+        let view = tensors.tensor(name).map_err(invalid)?;
+        dtypes.push(view.dtype());
+        decode(path, name, &view)
+    };
+    let stages = state_dict::stages(&shapes, eps, &mut decode_named)?;
+    if !stages.iter().any(|s| matches!(s, Stage::Dense { .. })) {
         return Err(Error::NoLayers {
             path: path.to_path_buf(),
         });
     }
-    let mut dtypes = Vec::new();
-    let layers = pairs
-        .into_values()
-        .map(|(prefix, weight, bias)| {
-            dtypes.extend([weight.dtype(), bias.dtype()]);
-            dense_from(path, &prefix, &weight, &bias)
-        })
-        .collect::<Result<Vec<_>>>()?;
-
-    let mut network = Network::new(layers)?;
+    let mut network = Network::new(layers::assemble(stages)?)?;
     network.set_activations(&activations, &origin)?;
     let dtype = match dtypes[..] {
         [Dtype::F16, ..] if dtypes.iter().all(|d| *d == Dtype::F16) => DType::F16,
@@ -103,10 +103,37 @@ pub fn load_model(
     Ok(network)
 }
 
+/// The header and exactly the tensor data it declares; nothing past it is read.
+fn read_declared(file: &mut ModelFile) -> Result<Vec<u8>> {
+    let prefix = file.read_at(0, 8, "the 8-byte header length")?;
+    let mut length = [0u8; 8];
+    length.copy_from_slice(&prefix);
+    let header_len = u64::from_le_bytes(length);
+    if header_len > MAX_HEADER_BYTES {
+        return Err(file.invalid(format!(
+            "the header declares {header_len} bytes, over the limit of {MAX_HEADER_BYTES}"
+        )));
+    }
+    let header = file.read_at(8, header_len, "the header")?;
+    let entries: BTreeMap<String, serde_json::Value> = serde_json::from_slice(&header)
+        .map_err(|e| file.invalid(format!("the header is not a JSON object: {e}")))?;
+    let data_len = entries
+        .iter()
+        .filter(|(name, _)| *name != "__metadata__")
+        .filter_map(|(_, entry)| entry.get("data_offsets")?.get(1)?.as_u64())
+        .max()
+        .unwrap_or(0);
+    let total = 8u64
+        .checked_add(header_len)
+        .and_then(|n| n.checked_add(data_len))
+        .ok_or_else(|| file.invalid("the declared sizes overflow".into()))?;
+    file.read_at(0, total, "the tensor data")
+}
+
 /// Saves a network as a safetensors file, atomically: tensors `<i>.weight` (`[units, inputs]`)
 /// and `<i>.bias` in the network's dtype, and the `activations` metadata.
 ///
-/// See [`load_model`] for an example.
+/// See [`load_model`](crate::io::load_model) for an example.
 pub fn save_model(network: &Network, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
     let dtype = network.dtype();
@@ -149,103 +176,6 @@ pub fn save_model(network: &Network, path: impl AsRef<Path>) -> Result<()> {
     write_atomic(path, &buffer)
 }
 
-/// Groups the tensors into (prefix, weight, bias) by layer position.
-fn pair_tensors<'a>(
-    tensors: &SafeTensors<'a>,
-) -> Result<BTreeMap<u64, (String, TensorView<'a>, TensorView<'a>)>> {
-    let mut weights = BTreeMap::new();
-    let mut biases = BTreeMap::new();
-    for (name, view) in tensors.iter() {
-        let (prefix, map) = if let Some(prefix) = name.strip_suffix(".weight") {
-            (prefix, &mut weights)
-        } else if let Some(prefix) = name.strip_suffix(".bias") {
-            (prefix, &mut biases)
-        } else {
-            return Err(Error::BadTensor {
-                layer: name.to_string(),
-                reason: "tensor is neither a `<prefix>.weight` nor a `<prefix>.bias`; \
-                         vecprop reads dense layers only"
-                    .into(),
-            });
-        };
-        map.insert(prefix.to_string(), view);
-    }
-    let mut layers = BTreeMap::new();
-    for (prefix, weight) in weights {
-        let position = position_of(&prefix)?;
-        let bias = biases
-            .remove(&prefix)
-            .ok_or_else(|| Error::UnpairedTensor {
-                layer: prefix.clone(),
-                present: "weight",
-                missing: "bias",
-            })?;
-        if let Some((other, _, _)) = layers.get(&position) {
-            return Err(Error::BadTensor {
-                layer: prefix,
-                reason: format!(
-                    "its position {position} is also the position of layer `{other}`, so the order is ambiguous"
-                ),
-            });
-        }
-        layers.insert(position, (prefix, weight, bias));
-    }
-    if let Some(prefix) = biases.into_keys().next() {
-        return Err(Error::UnpairedTensor {
-            layer: prefix,
-            present: "bias",
-            missing: "weight",
-        });
-    }
-    Ok(layers)
-}
-
-/// The integer that ends a prefix: `0`, `layers.10`, `fc2`.
-fn position_of(prefix: &str) -> Result<u64> {
-    let digits = prefix.len() - prefix.trim_end_matches(|c: char| c.is_ascii_digit()).len();
-    prefix[prefix.len() - digits..]
-        .parse()
-        .map_err(|_| Error::BadTensor {
-            layer: prefix.to_string(),
-            reason: "the layer name must end in an integer that gives its position \
-                     (e.g. `0`, `layers.1`, `fc2`)"
-                .into(),
-        })
-}
-
-/// A dense layer from a `[units, inputs]` weight and a `[units]` bias.
-fn dense_from(
-    path: &Path,
-    prefix: &str,
-    weight: &TensorView<'_>,
-    bias: &TensorView<'_>,
-) -> Result<Dense> {
-    let bad = |reason: String| Error::BadTensor {
-        layer: prefix.to_string(),
-        reason,
-    };
-    let (units, inputs) = match weight.shape() {
-        [units, inputs] => (*units, *inputs),
-        shape => {
-            return Err(bad(format!(
-                "`{prefix}.weight` has shape {shape:?}; a dense weight must be 2-D [units, inputs]"
-            )))
-        }
-    };
-    if bias.shape().len() != 1 {
-        return Err(bad(format!(
-            "`{prefix}.bias` has shape {:?}; a bias must be 1-D [units]",
-            bias.shape()
-        )));
-    }
-    let w = decode(path, &format!("{prefix}.weight"), weight)?;
-    let b = decode(path, &format!("{prefix}.bias"), bias)?;
-    let w = Array2::from_shape_vec((units, inputs), w)
-        .map_err(|e| bad(format!("`{prefix}.weight`: {e}")))?
-        .reversed_axes();
-    Dense::new(prefix, w, Array1::from(b), Activation::Linear)
-}
-
 /// A tensor's values as f32.
 fn decode(path: &Path, name: &str, view: &TensorView<'_>) -> Result<Vec<f32>> {
     let data = view.data();
@@ -284,18 +214,4 @@ fn encode(values: impl Iterator<Item = f32>, dtype: DType) -> Vec<u8> {
         }
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn positions_come_from_the_trailing_integer() {
-        assert_eq!(position_of("0").unwrap(), 0);
-        assert_eq!(position_of("layers.10").unwrap(), 10);
-        assert_eq!(position_of("net.fc2").unwrap(), 2);
-        let err = position_of("encoder.out").unwrap_err();
-        assert!(err.to_string().contains("`encoder.out`"), "{err}");
-    }
 }
