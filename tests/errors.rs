@@ -259,8 +259,8 @@ fn input_of_an_unsupported_dtype() {
     let (result, _) = forward_bytes(npy_bytes(1, "<i8", false, "(1, 2)", &[0u8; 16]));
     let err = assert_message(result, &["unsupported dtype `<i8`", "x.npy", "<f4"]);
     assert!(matches!(err, Error::UnsupportedDType { .. }));
-    let (result, _) = forward_bytes(npy_bytes(1, ">f4", false, "(1, 2)", &[0u8; 8]));
-    assert_message(result, &["unsupported dtype `>f4`"]);
+    let (result, _) = forward_bytes(npy_bytes(1, ">i4", false, "(1, 2)", &[0u8; 8]));
+    assert_message(result, &["unsupported dtype `>i4`"]);
 }
 
 #[test]

@@ -12,7 +12,7 @@ pub struct Args {
     /// The model, a safetensors file.
     #[arg(long, value_name = "FILE")]
     model: PathBuf,
-    /// The input batch: a 2-D .npy file (float32 or float64), one example per row.
+    /// The input batch: a 2-D .npy file (float16, float32 or float64), one example per row.
     #[arg(long, value_name = "FILE")]
     input: PathBuf,
     /// Where to write the outputs (.npy, float32). Written atomically.

@@ -17,6 +17,6 @@ pub mod safetensors;
 mod stream;
 
 pub use atomic::{write_atomic, AtomicFile};
-pub use npy::{read_npy, write_npy, NpyReader, NpyWriter};
+pub use npy::{read_npy, write_npy, ByteOrder, NpyDType, NpyReader, NpyWriter};
 pub use safetensors::{load_model, save_model};
-pub use stream::forward_npy;
+pub use stream::{forward_npy, forward_npy_from};
