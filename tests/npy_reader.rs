@@ -179,6 +179,24 @@ fn rows_land_in_buffers_of_any_layout() {
     }
 }
 
+#[test]
+fn the_cpu_reads_wide_inputs_in_cache_sized_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (dir.path().join("x.npy"), dir.path().join("y.npy"));
+    // 1,024 columns of f32 are 4 KiB a row: 2 MiB is 512 rows, whatever the batch size.
+    let x = random_input(1000, 1024, 5);
+    io::write_npy(&input, &x).unwrap();
+    let network = random_network(&[1024, 2], &[Activation::Linear], 6);
+    let plan = network
+        .compile(&Device::cpu(), PlanOptions::with_max_batch(4096))
+        .unwrap();
+    let mut seen = Vec::new();
+    io::forward_npy(&plan, &input, &output, 4096, |done, _| seen.push(done)).unwrap();
+    assert_eq!(seen, [512, 1000]);
+    let expected = plan.forward(x.view()).unwrap().mapv(f64::from);
+    assert!(relative_error(&io::read_npy(&output).unwrap(), &expected) <= 1e-6);
+}
+
 fn forward_npy_matches_forward_on_awkward_shapes(device: &Device) {
     let dir = tempfile::tempdir().unwrap();
     let (input, output) = (dir.path().join("x.npy"), dir.path().join("y.npy"));

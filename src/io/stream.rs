@@ -13,19 +13,25 @@ use ndarray::{Array2, ArrayView2};
 
 use crate::error::{Error, Result};
 use crate::io::npy::{NpyReader, NpyWriter};
-use crate::{Plan, StreamBatch};
+use crate::{Device, Plan, StreamBatch};
 
 /// Input buffers in circulation: one being read, one waiting, one being computed.
 const INPUT_BUFFERS: usize = 3;
+/// On the CPU, the most bytes of f32 input read per chunk: all the buffers in circulation
+/// fit in the last-level cache, so the compute reads each chunk from cache right after it
+/// was read from the file. Measured on the 2-core EPYC (32 MiB L3): the 784->1 file job
+/// took 0.13-0.15 s with chunks of 0.8-3 MB and 0.20-0.36 s with 13 MB ones (4,096 rows).
+const CPU_CHUNK_BYTES: usize = 2 << 20;
 /// Outputs that may wait for the writer before the computing thread waits.
 const OUTPUTS_QUEUED: usize = 2;
 
 /// Runs `plan` over every row of the `.npy` file `input` and writes the outputs to the
 /// `.npy` file `output` (f32), atomically. Returns the output shape.
 ///
-/// Rows are read `chunk_rows` at a time and streamed through [`Plan::forward_stream`], so
-/// on a GPU the reading, the copies and the compute of consecutive chunks overlap, and
-/// memory stays bounded however large the input. `progress(rows_done, rows_total)` is
+/// Rows are read `chunk_rows` at a time (on the CPU, at most 2 MiB of them, so that a chunk
+/// is still in cache when it is computed) and streamed through [`Plan::forward_stream`]:
+/// reading the next chunk, computing this one and writing the last overlap, and memory
+/// stays bounded however large the input. `progress(rows_done, rows_total)` is
 /// called after each chunk is computed and handed to the writer. The input is checked
 /// (rows, width) before the output is created, and on any error (reading, computing,
 /// writing) no output file is left behind.
@@ -87,8 +93,12 @@ pub fn forward_npy_from(
             actual: cols,
         });
     }
+    let chunk = match plan.device() {
+        Device::Cpu(_) => chunk_rows.min((CPU_CHUNK_BYTES / (cols * 4).max(1)).max(1)),
+        _ => chunk_rows,
+    };
     let writer = NpyWriter::create(output, plan.output_width())?;
-    let writer = overlap(plan, reader, writer, chunk_rows.min(rows), progress)?;
+    let writer = overlap(plan, reader, writer, chunk.min(rows), progress)?;
     writer.finish()?;
     Ok((rows, plan.output_width()))
 }
