@@ -12,8 +12,12 @@ against numpy's float64 answer, and then alternates, `--rounds` times:
 Alternating means a noisy neighbour hits both. It reports the best and the median of each
 and their ratios, vecprop / np.load.
 
+`--baseline OTHER_BINARY` times a second vecprop build (e.g. an older commit) in the same
+alternation, for a before/after figure from one run.
+
 Usage: python3 scripts/bench_file_job.py [--vecprop target/release/vecprop] [--rows 200000]
          [--cols 784] [--rounds 9] [--dir target/bench-file-job] [--f16] [--json out.json]
+         [--baseline OLD_BINARY]
 Needs: numpy.
 """
 import argparse
@@ -103,6 +107,7 @@ def main():
     parser.add_argument("--dir", default="target/bench-file-job")
     parser.add_argument("--f16", action="store_true", help="also time an f16 copy of the input")
     parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--baseline", help="another vecprop binary to time alongside")
     args = parser.parse_args()
 
     os.makedirs(args.dir, exist_ok=True)
@@ -119,24 +124,35 @@ def main():
         time_np_load(x_path)  # into the page cache
         time_vecprop(args.vecprop, model, x_path, y_path)
         error = check_output(x_path, y_path, weight, bias)
-        loads, infers = [], []
+        # An older build may not read f16 input: the baseline runs on f32 only.
+        baseline = args.baseline if label == "f32" else None
+        loads, infers, baselines = [], [], []
         for _ in range(args.rounds):
             loads.append(time_np_load(x_path))
             infers.append(time_vecprop(args.vecprop, model, x_path, y_path))
+            if baseline:
+                baselines.append(time_vecprop(baseline, model, x_path, y_path))
         load, infer = summary("np.load", loads), summary("vecprop infer", infers)
+        shown = [load, infer]
         size = os.path.getsize(x_path)
         entry = {"dtype": label, "bytes": size, "relative_error": error, "np_load": load,
                  "vecprop_infer": infer,
                  "ratio_best": infer["best_s"] / load["best_s"],
                  "ratio_median": infer["median_s"] / load["median_s"]}
+        if baseline:
+            entry["baseline"] = summary("baseline infer", baselines)
+            entry["baseline_ratio_median"] = entry["baseline"]["median_s"] / load["median_s"]
+            shown.append(entry["baseline"])
         results["inputs"].append(entry)
         print(f"{label}: {args.rows}x{args.cols} ({size / 1e6:.0f} MB), {args.rounds} rounds, "
               f"output error {error:.1e}")
-        for s in (load, infer):
+        for s in shown:
             print(f"  {s['name']:<14} best {s['best_s']:.3f} s ({size / s['best_s'] / 1e9:.2f} GB/s)"
                   f"  median {s['median_s']:.3f} s")
         print(f"  vecprop / np.load: best {entry['ratio_best']:.2f}x, "
               f"median {entry['ratio_median']:.2f}x (target <= 1.25x)")
+        if baseline:
+            print(f"  baseline / np.load: median {entry['baseline_ratio_median']:.2f}x")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=1)
