@@ -318,8 +318,8 @@ fn input_of_an_unsupported_dtype() {
     let (result, _) = forward_bytes(npy_bytes(1, "<i8", false, "(1, 2)", &[0u8; 16]));
     let err = assert_message(result, &["unsupported dtype `<i8`", "x.npy", "<f4"]);
     assert!(matches!(err, Error::UnsupportedDType { .. }));
-    let (result, _) = forward_bytes(npy_bytes(1, ">f4", false, "(1, 2)", &[0u8; 8]));
-    assert_message(result, &["unsupported dtype `>f4`"]);
+    let (result, _) = forward_bytes(npy_bytes(1, ">i4", false, "(1, 2)", &[0u8; 8]));
+    assert_message(result, &["unsupported dtype `>i4`"]);
 }
 
 #[test]
@@ -347,9 +347,13 @@ fn truncated_or_malformed_input() {
 
 #[test]
 fn empty_batch() {
+    // From a file, an empty batch writes an empty but complete output...
     let (result, files) = forward_bytes(npy_bytes(1, "<f4", false, "(0, 2)", &[]));
-    let err = assert_message(result, &["empty batch"]);
-    assert!(matches!(err, Error::EmptyBatch));
+    assert_eq!(result.unwrap(), (0, 3));
+    assert_eq!(files, ["x.npy", "y.npy"]);
+    // ...unless its width is wrong: that is still an error, with nothing written.
+    let (result, files) = forward_bytes(npy_bytes(1, "<f4", false, "(0, 5)", &[]));
+    assert_message(result, &["input has 5 columns but the network expects 2"]);
     assert_eq!(files, ["x.npy"]);
 
     // In memory, an empty batch has an empty output, as in PyTorch.

@@ -12,8 +12,8 @@ pub struct Args {
     /// The model: a safetensors state_dict or an ONNX file.
     #[arg(long, value_name = "FILE")]
     model: PathBuf,
-    /// The input batch: a 2-D .npy file (float32 or float64), one example per row; `-` reads
-    /// it from stdin. Pipes are read front to back.
+    /// The input batch: a 2-D .npy file (float16, float32 or float64), one example per row;
+    /// `-` reads it from stdin. Pipes are read front to back.
     #[arg(long, value_name = "FILE")]
     input: PathBuf,
     /// Where to write the outputs (.npy, float32): written to a private temporary file and

@@ -34,3 +34,26 @@ pub(crate) fn bf16s(bytes: &[u8]) -> impl Iterator<Item = f32> + '_ {
         .chunks_exact(2)
         .map(|c| bf16::from_le_bytes(array(c)).to_f32())
 }
+
+/// Elements decoded per parallel task: large enough that splitting costs nothing, small
+/// enough that every core gets work on a chunk of a few megabytes.
+const DECODE_GRAIN: usize = 1 << 16;
+
+/// Decodes `out.len()` floats of `N` bytes each from `bytes` into `out`, on every core.
+///
+/// `decode` turns one element's bytes, as stored, into an f32.
+pub(crate) fn decode_parallel<const N: usize>(
+    bytes: &[u8],
+    out: &mut [f32],
+    decode: impl Fn([u8; N]) -> f32 + Sync,
+) {
+    use rayon::prelude::*;
+    debug_assert_eq!(bytes.len(), out.len() * N);
+    out.par_chunks_mut(DECODE_GRAIN)
+        .zip(bytes.par_chunks(DECODE_GRAIN * N))
+        .for_each(|(out, bytes)| {
+            out.iter_mut()
+                .zip(bytes.chunks_exact(N))
+                .for_each(|(o, c)| *o = decode(array(c)));
+        });
+}

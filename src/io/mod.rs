@@ -26,6 +26,6 @@ pub use crate::fs::{
     refuse_same_file, remove_temporary_files_on_signals, write_atomic, AtomicFile,
 };
 pub use model_file::load_model;
-pub use npy::{read_npy, write_npy, NpyReader, NpyWriter};
+pub use npy::{read_npy, write_npy, ByteOrder, NpyDType, NpyReader, NpyWriter};
 pub use safetensors::save_model;
-pub use stream::forward_npy;
+pub use stream::{forward_npy, forward_npy_from};

@@ -16,6 +16,7 @@ use std::fmt;
 use std::io::{ErrorKind, Read};
 use std::path::Path;
 
+use super::dtype::{ByteOrder, NpyDType};
 use crate::error::{Error, Result};
 
 pub(crate) const MAGIC: &[u8; 6] = b"\x93NUMPY";
@@ -25,34 +26,6 @@ pub const MAX_HEADER_LEN: usize = 10_000;
 
 /// The deepest nesting of dicts, tuples and lists accepted in a header.
 pub const MAX_NESTING: usize = 32;
-
-/// An element type the reader understands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NpyDType {
-    /// `<f4`: little-endian float32.
-    F4,
-    /// `<f8`: little-endian float64, rounded to f32 on reading.
-    F8,
-}
-
-impl NpyDType {
-    /// Bytes per element.
-    pub fn size(self) -> usize {
-        match self {
-            NpyDType::F4 => 4,
-            NpyDType::F8 => 8,
-        }
-    }
-}
-
-impl fmt::Display for NpyDType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            NpyDType::F4 => "<f4",
-            NpyDType::F8 => "<f8",
-        })
-    }
-}
 
 /// What a 2-D `.npy` header says about the array.
 ///
@@ -75,6 +48,8 @@ impl fmt::Display for NpyDType {
 pub struct Header {
     /// The element type.
     pub dtype: NpyDType,
+    /// The byte order of multi-byte elements.
+    pub byte_order: ByteOrder,
     /// Whether the data is column-major.
     pub fortran_order: bool,
     /// Rows (the first dimension).
@@ -213,16 +188,17 @@ pub(crate) fn parse_header(path: &Path, text: &str) -> Result<Header> {
             "header has a key `{extra}`; numpy accepts exactly `descr`, `fortran_order` and `shape`"
         )));
     }
-    let dtype = match get("descr")? {
-        Value::Str(s) if s == "<f4" => NpyDType::F4,
-        Value::Str(s) if s == "<f8" => NpyDType::F8,
-        other => {
-            return Err(Error::UnsupportedDType {
-                dtype: excerpt(&other.to_string()),
-                context: format!("{}", path.display()),
-                supported: "<f4 (float32) and <f8 (float64), little-endian",
-            })
-        }
+    let descr = get("descr")?;
+    let known = match descr {
+        Value::Str(s) => NpyDType::from_descr(s),
+        _ => None,
+    };
+    let Some((dtype, byte_order)) = known else {
+        return Err(Error::UnsupportedDType {
+            dtype: excerpt(&descr.to_string()),
+            context: format!("{}", path.display()),
+            supported: "float16, float32 and float64: <f2, <f4, <f8, or big-endian >f2, >f4, >f8",
+        });
     };
     let fortran_order = match get("fortran_order")? {
         Value::Bool(b) => *b,
@@ -241,6 +217,7 @@ pub(crate) fn parse_header(path: &Path, text: &str) -> Result<Header> {
     match shape[..] {
         [rows, cols] => Ok(Header {
             dtype,
+            byte_order,
             fortran_order,
             rows,
             cols,
@@ -475,6 +452,7 @@ mod tests {
             h,
             Header {
                 dtype: NpyDType::F8,
+                byte_order: ByteOrder::Little,
                 fortran_order: true,
                 rows: 3,
                 cols: 4
@@ -487,7 +465,7 @@ mod tests {
         let rank = parse("{'descr': '<f4', 'fortran_order': False, 'shape': (5,), }").unwrap_err();
         assert!(matches!(rank, Error::InputRank { ndim: 1, .. }), "{rank}");
         let dtype =
-            parse("{'descr': '>f4', 'fortran_order': False, 'shape': (5, 2), }").unwrap_err();
+            parse("{'descr': '<i4', 'fortran_order': False, 'shape': (5, 2), }").unwrap_err();
         assert!(matches!(dtype, Error::UnsupportedDType { .. }), "{dtype}");
         let structured =
             parse("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (5, 2), }")

@@ -1,9 +1,13 @@
 //! 2-D `.npy` batches: read whole or in row chunks, written atomically.
 //!
-//! The reader accepts format versions 1.0, 2.0 and 3.0, little-endian `<f4` and `<f8`
-//! elements (converted to f32), in C or Fortran order. The writer produces `<f4` C-order
-//! version 1.0 files that `numpy.load` reads.
+//! The reader accepts format versions 1.0, 2.0 and 3.0, float16, float32 and float64
+//! elements in either byte order (converted to f32), in C or Fortran order, from files or
+//! from pipes. The writer produces `<f4` C-order version 1.0 files that `numpy.load` reads.
+//! Both move a chunk of rows with one read or one write: float32 bytes are never parsed
+//! one element at a time.
 
+mod decode;
+mod dtype;
 mod header;
 mod reader;
 mod writer;
@@ -14,11 +18,13 @@ use ndarray::{Array2, ArrayBase, Data, Ix2};
 
 use crate::error::Result;
 
-pub use header::{Header as NpyHeader, NpyDType, MAX_HEADER_LEN, MAX_NESTING};
+pub use dtype::{ByteOrder, NpyDType};
+pub use header::{Header as NpyHeader, MAX_HEADER_LEN, MAX_NESTING};
 pub use reader::NpyReader;
 pub use writer::NpyWriter;
 
-/// Reads a whole 2-D `.npy` file into an f32 array (f64 values are rounded to f32).
+/// Reads a whole 2-D `.npy` file into an f32 array (f64 values are rounded to f32, f16
+/// values widened).
 ///
 /// ```
 /// use ndarray::array;

@@ -66,7 +66,8 @@ impl NpyWriter {
         })
     }
 
-    /// Appends rows (which must have the writer's column count).
+    /// Appends rows (which must have the writer's column count): one write of the rows'
+    /// own bytes when they are contiguous, a conversion to little-endian bytes otherwise.
     pub fn write_rows(&mut self, rows: ArrayView2<'_, f32>) -> Result<()> {
         if rows.ncols() != self.cols {
             return Err(Error::InvalidArgument(format!(
@@ -76,12 +77,20 @@ impl NpyWriter {
                 self.cols
             )));
         }
-        self.buffer.clear();
-        self.buffer.reserve(rows.len().saturating_mul(4));
-        for value in rows.iter() {
-            self.buffer.extend_from_slice(&value.to_le_bytes());
+        match rows.as_slice() {
+            // Contiguous rows of this machine's little-endian f32 are the file's bytes.
+            Some(values) if cfg!(target_endian = "little") => {
+                self.file.write_all(bytemuck::cast_slice(values))?;
+            }
+            _ => {
+                self.buffer.clear();
+                self.buffer.reserve(rows.len().saturating_mul(4));
+                for value in rows.iter() {
+                    self.buffer.extend_from_slice(&value.to_le_bytes());
+                }
+                self.file.write_all(&self.buffer)?;
+            }
         }
-        self.file.write_all(&self.buffer)?;
         self.rows += rows.nrows();
         Ok(())
     }
