@@ -11,7 +11,7 @@ Cases: batch 1 on the worked example (2-3 sigmoid: nearly pure call overhead) an
 and reports seconds per call; the table shows each side's median over rounds, the Python
 overhead (python - rust) at batch 1 and the throughput ratio at 65,536 rows.
 
-Usage: python3 scripts/bench_python.py [--rounds 5] [--device cpu] [--json out.json]
+Usage: python3 scripts/bench_python.py [--rounds 5] [--device cpu] [--json out.json] [--only 65,536]
 Needs: vecprop installed (pip install ./python), numpy; torch optional.
 Builds the Rust side with: cargo build --release -p vecprop-python --example forward_timing
 """
@@ -96,6 +96,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", help="write every round's figures here")
+    parser.add_argument("--only", default="", help="run only the cases whose name contains this")
     args = parser.parse_args()
     subprocess.run(
         ["cargo", "build", "--release", "--quiet", "-p", "vecprop-python", "--example", "forward_timing"],
@@ -111,6 +112,8 @@ def main():
     results = []
     with tempfile.TemporaryDirectory() as folder:
         for name, (layers, activations), rows, calls in CASES:
+            if args.only not in name:
+                continue
             path = os.path.join(folder, "model.safetensors")
             vecprop.from_arrays(layers, activations).save(path)
             model = vecprop.load(path, device=args.device)
@@ -134,15 +137,18 @@ def main():
           + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else ""))
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, device {args.device}, "
           f"median of {args.rounds} alternating rounds\n")
-    print("| case | rust forward | python call | python - rust | python / rust | pytorch |")
+    print("| case | rust forward | python call | python - rust | rust / python throughput | pytorch |")
     print("|---|---|---|---|---|---|")
     for r in results:
-        m = r["median_s"]
-        per_row = r["rows"] > 1
-        fmt = (lambda s: f"{s * 1e3:.2f} ms ({r['rows'] / s / 1e6:.2f} M rows/s)") if per_row else (lambda s: f"{s * 1e6:.2f} µs")
-        torch_cell = fmt(m["pytorch"]) if "pytorch" in m else "n/a"
-        print(f"| {r['case']} | {fmt(m['rust'])} | {fmt(m['python'])} | "
-              f"{(m['python'] - m['rust']) * 1e6:+.2f} µs | {m['python'] / m['rust']:.3f} | {torch_cell} |")
+        m, lo = r["median_s"], {k: min(v) for k, v in r["rounds_s"].items() if v}
+        if r["rows"] > 1:
+            cell = lambda k: f"{m[k] * 1e3:.0f} ms ({r['rows'] / m[k] / 1e3:.1f} k rows/s; best {lo[k] * 1e3:.0f})"
+            diff, ratio = "", f"{m['rust'] / m['python']:.3f}"
+        else:
+            cell = lambda k: f"{m[k] * 1e6:.2f} µs (best {lo[k] * 1e6:.2f})"
+            diff, ratio = f"{(m['python'] - m['rust']) * 1e6:+.2f} µs", ""
+        torch_cell = cell("pytorch") if "pytorch" in m else "n/a"
+        print(f"| {r['case']} | {cell('rust')} | {cell('python')} | {diff} | {ratio} | {torch_cell} |")
     if args.json:
         with open(args.json, "w") as out:
             json.dump(results, out, indent=1)
