@@ -14,7 +14,14 @@ pyo3::create_exception!(
 
 /// Converts the library's error into a `VecpropError` with the same message.
 pub(crate) fn to_py(err: vecprop::Error) -> PyErr {
-    VecpropError::new_err(err.to_string())
+    let hint = match err {
+        // The library's message names the CLI's flag; say the keyword too.
+        vecprop::Error::MissingActivations { .. } => {
+            " (from Python: vecprop.load(path, activations=\"sigmoid,relu,linear\"))"
+        }
+        _ => "",
+    };
+    VecpropError::new_err(format!("{err}{hint}"))
 }
 
 /// A `VecpropError` for a bad argument that the library itself never sees.

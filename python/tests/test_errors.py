@@ -72,7 +72,30 @@ def test_missing_and_malformed_files(device, tmp_path):
         vecprop.load(tmp_path, device=device)  # a folder
 
 
+def write_safetensors(path, tensors):
+    """A safetensors file with no metadata: the header is JSON after its 8-byte length."""
+    import json
+    import struct
+
+    header, data, offset = {}, b"", 0
+    for name, array in tensors.items():
+        raw = np.ascontiguousarray(array, np.float32).tobytes()
+        header[name] = {"dtype": "F32", "shape": list(array.shape), "data_offsets": [offset, offset + len(raw)]}
+        data, offset = data + raw, offset + len(raw)
+    encoded = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + data)
+
+
 def test_activations(device, tmp_path):
+    bare = tmp_path / "bare.safetensors"
+    write_safetensors(bare, {"0.weight": W.T, "0.bias": B})
+    with raises(r"no `activations` metadata entry.*from Python: vecprop.load\(path, activations="):
+        vecprop.load(bare, device=device)
+    np.testing.assert_array_equal(
+        vecprop.load(bare, device=device, activations="sigmoid")(np.array([[200, 17]], np.float32)).round(),
+        [[1, 0, 1]],
+    )
+
     path = tmp_path / "m.safetensors"
     vecprop.from_arrays([(W, B)], ["sigmoid"]).save(path)
     with raises(r"unknown activation `swish`"):
