@@ -25,7 +25,3 @@ def device(request):
     """The device string passed to vecprop.load / vecprop.from_arrays."""
     return request.param
 
-
-def tolerance(device):
-    """f32 on the CPU is held to 1e-5 relative; GPU f32 GEMMs (no TF32) likewise."""
-    return 1e-5
