@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use helpers::*;
 use ndarray::array;
-use vecprop::io;
+use vecprop::{io, DType};
 
 fn vecprop(args: &[&str]) -> Output {
     Command::new(vecprop_bin())
@@ -301,4 +301,83 @@ fn bench_writes_json() {
     assert!(value["results"].is_array(), "{value}");
     assert_eq!(files_in(dir.path()), ["bench.json"]);
     assert_fails(&vecprop(&["bench", "--shapes", "8x16"]), "bad shape `8x16`");
+}
+
+#[test]
+fn flags_that_cannot_apply_are_refused_by_name() {
+    let dir = worked_example_files();
+    let cases: [(&[&str], &str); 5] = [
+        (&["--batch-size", "0"], "--batch-size must be at least 1"),
+        (&["--threads", "0"], "--threads must be at least 1"),
+        (&["--kernel", "fused"], "(--kernel) is for CUDA devices"),
+        (&["--tf32"], "TF32 (--tf32) is a GPU tensor-core mode"),
+        (
+            &["--kernel", "cublas_v9"],
+            "unknown kernel strategy `cublas_v9`",
+        ),
+    ];
+    for (extra, message) in cases {
+        assert_fails(&infer(dir.path(), extra), message);
+        assert_eq!(
+            files_in(dir.path()),
+            ["model.safetensors", "x.npy"],
+            "{extra:?}"
+        );
+    }
+}
+
+#[test]
+fn infer_writes_npy_names_only() {
+    let dir = worked_example_files();
+    let csv = dir.path().join("y.csv");
+    let out = vecprop(&[
+        "infer",
+        "--model",
+        path_arg(&dir.path().join("model.safetensors")),
+        "--input",
+        path_arg(&dir.path().join("x.npy")),
+        "--output",
+        path_arg(&csv),
+    ]);
+    assert_fails(&out, "must end in .npy");
+    assert!(!csv.exists());
+    // A stream takes the .npy bytes whatever its name.
+    let out = vecprop(&[
+        "infer",
+        "--quiet",
+        "--model",
+        path_arg(&dir.path().join("model.safetensors")),
+        "--input",
+        path_arg(&dir.path().join("x.npy")),
+        "--output",
+        "-",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.starts_with(b"\x93NUMPY"));
+}
+
+#[test]
+fn threads_and_16_bit_on_the_cpu_do_what_they_say() {
+    let dir = worked_example_files();
+    let out = infer(dir.path(), &["--threads", "1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cpu (1 thread)"));
+    // bf16 on the CPU computes as the GPU does: every output is a bf16 value.
+    io::write_npy(dir.path().join("x.npy"), &array![[0.3, -0.7], [1.1, 0.2]]).unwrap();
+    let out = infer(dir.path(), &["--dtype", "bf16"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let y = io::read_npy(dir.path().join("y.npy")).unwrap();
+    assert!(y.iter().all(|&v| DType::BF16.round(v) == v), "{y}");
 }

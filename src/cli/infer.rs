@@ -55,12 +55,12 @@ pub struct Args {
 
 /// Streams the input through the model into the output file.
 pub fn run(args: Args) -> Result<()> {
-    io::remove_temporary_files_on_signals()?;
     let input = if args.input.as_os_str() == "-" {
         PathBuf::from("/dev/stdin")
     } else {
         args.input.clone()
     };
+    check_output_name(&args.output)?;
     io::refuse_same_file(&args.output, &[("input", &input), ("model", &args.model)])?;
     let activations = super::parse_activations(args.activations.as_deref())?;
     let dtype = args.dtype.as_deref().map(str::parse::<DType>).transpose()?;
@@ -154,4 +154,20 @@ fn batch_rows(input: &Path, batch_size: usize) -> Result<usize> {
     }
     let rows = io::NpyReader::open(input)?.rows();
     Ok(batch_size.min(rows.max(1)))
+}
+
+/// `infer` writes `.npy`: a file it creates must say so in its name, so that `--output
+/// y.csv` is refused rather than filled with .npy bytes. Streams (`-`, a FIFO, `/dev/...`)
+/// take whatever they are given.
+fn check_output_name(output: &Path) -> Result<()> {
+    let is_npy = output
+        .extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("npy"));
+    if is_npy || vecprop::fs::is_stream_output(output) {
+        return Ok(());
+    }
+    Err(Error::InvalidArgument(format!(
+        "--output {}: infer writes .npy files, so the name must end in .npy (or be - for stdout)",
+        output.display()
+    )))
 }

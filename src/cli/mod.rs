@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
-use vecprop::{Activation, Device, Error, Result, TuningCache};
+use vecprop::{io, Activation, Device, Error, Result, TuningCache};
 
 /// Batched forward propagation of dense neural-network layers, on the CPU or an NVIDIA GPU.
 #[derive(Debug, Parser)]
@@ -23,6 +23,9 @@ use vecprop::{Activation, Device, Error, Result, TuningCache};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// CPU threads for computing, reading and converting (default: every core).
+    #[arg(long, global = true, value_name = "N")]
+    threads: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -49,13 +52,9 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => return usage_error(&err),
     };
-    let result = match cli.command {
-        Command::Infer(args) => infer::run(args),
-        Command::Demo(args) => demo::run(args),
-        Command::Bench(args) => bench::run(args),
-        Command::Summary(args) => summary::run(args),
-        Command::Devices => devices::run(),
-    };
+    let result = set_threads(cli.threads)
+        .and_then(|()| io::remove_temporary_files_on_signals())
+        .and_then(|()| run(cli.command));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -63,6 +62,32 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Infer(args) => infer::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Summary(args) => summary::run(args),
+        Command::Devices => devices::run(),
+    }
+}
+
+/// `--threads N`: the size of the thread pool every CPU path draws on (rayon's global pool).
+fn set_threads(threads: Option<usize>) -> Result<()> {
+    let Some(threads) = threads else {
+        return Ok(());
+    };
+    if threads == 0 {
+        return Err(Error::InvalidArgument(
+            "--threads must be at least 1".into(),
+        ));
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .map_err(|e| Error::InvalidArgument(format!("--threads {threads}: {e}")))
 }
 
 /// Help and version go to stdout; a usage error becomes one `error:` line.

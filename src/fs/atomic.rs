@@ -312,6 +312,13 @@ fn folder_of(path: &Path) -> &Path {
     }
 }
 
+/// Whether writing to `destination` streams straight into it rather than replacing it
+/// atomically: `-` (standard output), a path in `/dev` or `/proc`, or an existing file that
+/// is not a regular file (a FIFO, a device).
+pub fn is_stream_output(destination: &Path) -> bool {
+    destination.as_os_str() == "-" || streams_directly(destination)
+}
+
 /// Whether `destination` must be written in place: it exists and is not a regular file, or
 /// it lies in `/dev` or `/proc` (where `/dev/stdout` may well lead to a regular file that
 /// belongs to the shell).

@@ -5,5 +5,5 @@
 mod atomic;
 mod pending;
 
-pub use atomic::{refuse_same_file, write_atomic, AtomicFile};
+pub use atomic::{is_stream_output, refuse_same_file, write_atomic, AtomicFile};
 pub use pending::remove_temporary_files_on_signals;

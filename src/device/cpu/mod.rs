@@ -30,7 +30,8 @@ impl CpuDevice {
 
     /// For example `cpu (2 threads)`.
     pub fn name(&self) -> String {
-        format!("cpu ({} threads)", self.threads)
+        let plural = if self.threads == 1 { "" } else { "s" };
+        format!("cpu ({} thread{plural})", self.threads)
     }
 }
 
