@@ -287,7 +287,7 @@ def latency_table(reports):
 
 
 # What vecprop's `ceilings` measures, when its JSON does not say: `vecprop bench` times
-# these fixed sizes (src/device/cuda/bench.rs).
+# these fixed sizes (src/bench/cuda.rs).
 VECPROP_GEMM_N = {"bf16": 8192, "f32": 4096}
 
 

@@ -1,38 +1,23 @@
 #!/usr/bin/env python3
 """PyTorch on the same GPU as vecprop, measured the way `vecprop bench` measures.
 
-Writes vecprop's JSON schema (`{"device", "results": [{m, k, n, variant, dtype,
-median_ms, gflops, gbytes_per_s}]}`) plus three extra keys, so that
-scripts/bench_report.py can put PyTorch beside vecprop in BENCHMARKS.md:
-
-  a. Per layer, out = sigmoid(A·W + b): M in {1, 64, 1024, 16384, 65536} x (K, N) in
-     {64², 256², 784x512, 1024², 4096²}, f32 (TF32 off) and bf16. Variants
-     `torch-eager` (torch.sigmoid(torch.addmm(b, x, w))) and `torch-compile`
-     (torch.compile, mode max-autotune-no-cudagraphs; see "Time budget" below).
-  b. The network 784-512-256-10 (sigmoid, relu, linear) at batch 65,536, f32 and bf16,
-     eager and compiled: variants `torch-eager-network`, `torch-compile-network`
-     (m = batch, k = 784, n = 10; GFLOP/s from the whole network's 2·B·Σ K·N, GB/s from
-     input + weights + biases + output, each once).
-  c. "latency": host-to-host latency of that network at batch 1, 8 and 64 in f32: a NumPy
-     array in, a NumPy array out, synchronised. `torch-eager` (torch.from_numpy(...).to,
-     .cpu().numpy()), `torch-eager-pinned` (through static pinned buffers) and
-     `torch-cudagraph` (copy-in, forward and copy-out captured in one CUDA graph from
-     static pinned buffers, replayed). Median and p99 over >= 1000 iterations.
-  d. "ceilings": device-to-device copy bandwidth (a large copy_, read + write bytes) and
-     an 8192³ bf16 matmul on random data, in TFLOP/s.
-  "compile" records, per compiled row, the torch.compile mode used and the compile time.
-
-Method (as src/device/cuda/bench.rs): random non-zero data; each timed repeat runs the
-variant once on each of several buffer sets that together cover twice the L2 cache (at
-most 16), between two CUDA events, and synchronises; time per layer = that / sets; the
-median over repeats after warm-up. Combinations needing more than 20 GB are skipped.
-
-Time budget: the whole run aims at --budget-s seconds (340, or 200 with --quick).
-Compilation with max-autotune takes several seconds per shape, so the compiled per-layer
-rows run last, largest FLOP count first, with max-autotune while more than 45% of the
-budget is left, then in torch.compile's default mode, then not at all (each row's mode
-is in "compile"). The JSON is rewritten after each part, so a run cut short keeps what
-it measured.
+Writes vecprop's JSON schema (`{"device", "results": [{m, k, n, variant, dtype, median_ms,
+gflops, gbytes_per_s}]}`) plus "latency", "ceilings" and "compile", for scripts/bench_report.py:
+  a. per layer, sigmoid(A·W + b), M in {1, 64, 1024, 16384, 65536} x (K, N) in {64², 256²,
+     784x512, 1024², 4096²}, f32 (TF32 off) and bf16: `torch-eager` (addmm + sigmoid) and
+     `torch-compile` (mode max-autotune-no-cudagraphs, budget permitting);
+  b. the network 784-512-256-10 (sigmoid, relu, linear) at batch 65,536, f32 and bf16:
+     `torch-eager-network`, `torch-compile-network` (m = batch, k = 784, n = 10);
+  c. "latency": that network host to host at batch 1, 8, 64 in f32 (NumPy in, NumPy out,
+     synchronised): `torch-eager`, `torch-eager-pinned` (static pinned buffers) and
+     `torch-cudagraph` (copies and forward captured in one CUDA graph); median and p99;
+  d. "ceilings": device-to-device copy bandwidth and an 8192³ bf16 matmul, TFLOP/s.
+Method (as src/bench/cuda.rs): random non-zero data; each repeat runs once on each of several
+buffer sets covering twice the L2 (at most 16) between two CUDA events; the median over
+repeats after warm-up. Combinations needing more than 20 GB are skipped.
+Time budget: --budget-s (340, or 200 with --quick). Compiled per-layer rows run last, largest
+first, with max-autotune while more than 45% of the budget is left, then the default mode,
+then not at all; the JSON is rewritten after each part, so a run cut short keeps its rows.
 
 Usage: python3 scripts/torch_gpu_bench.py --json torch.json [--quick]
        python3 scripts/torch_gpu_bench.py --dry-run    (CPU, tiny shapes: checks the script)
