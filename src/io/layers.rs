@@ -23,57 +23,11 @@ pub(crate) enum Stage {
     /// A BatchNorm in eval mode, to be folded.
     BatchNorm(BatchNorm),
     /// An activation applied to what the previous stage produced.
-    Activation { node: String, kind: ActivationKind },
+    Activation { node: String, kind: Activation },
     /// A module without parameters (an activation, a Dropout) that a state_dict shows only
     /// as a gap in `Sequential` numbering, before module `before`: a BatchNorm after it
     /// cannot fold into the layer before it.
     Gap { before: String },
-}
-
-/// An activation as model files name it, before it is mapped onto [`Activation`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum ActivationKind {
-    Linear,
-    Relu,
-    Sigmoid,
-    Tanh,
-    Softmax,
-    Gelu,
-    GeluTanh,
-    Silu,
-    LeakyRelu(f32),
-}
-
-impl ActivationKind {
-    /// The name vecprop's activation lists use.
-    pub(crate) fn name(self) -> String {
-        match self {
-            ActivationKind::Linear => "linear".into(),
-            ActivationKind::Relu => "relu".into(),
-            ActivationKind::Sigmoid => "sigmoid".into(),
-            ActivationKind::Tanh => "tanh".into(),
-            ActivationKind::Softmax => "softmax".into(),
-            ActivationKind::Gelu => "gelu".into(),
-            ActivationKind::GeluTanh => "gelu_tanh".into(),
-            ActivationKind::Silu => "silu".into(),
-            ActivationKind::LeakyRelu(slope) => format!("leaky_relu:{slope}"),
-        }
-    }
-
-    /// The one place where a recognised activation is mapped onto what vecprop computes.
-    pub(crate) fn to_activation(self, _node: &str) -> Result<Activation> {
-        Ok(match self {
-            ActivationKind::Linear => Activation::Linear,
-            ActivationKind::Relu => Activation::Relu,
-            ActivationKind::Sigmoid => Activation::Sigmoid,
-            ActivationKind::Tanh => Activation::Tanh,
-            ActivationKind::Softmax => Activation::Softmax,
-            ActivationKind::Gelu => Activation::Gelu,
-            ActivationKind::GeluTanh => Activation::GeluTanh,
-            ActivationKind::Silu => Activation::Silu,
-            ActivationKind::LeakyRelu(slope) => Activation::LeakyRelu { slope },
-        })
-    }
 }
 
 /// The dense layers of a chain, each BatchNorm folded into its neighbour, activations attached.
@@ -119,7 +73,7 @@ pub(crate) fn assemble(stages: Vec<Stage>) -> Result<Vec<Dense>> {
                         layer: node,
                         reason: format!(
                             "activation `{}` before the first dense layer cannot be computed",
-                            kind.name()
+                            kind
                         ),
                     });
                 };
@@ -137,13 +91,13 @@ pub(crate) fn assemble(stages: Vec<Stage>) -> Result<Vec<Dense>> {
                         layer: node,
                         reason: format!(
                             "a second activation (`{}`) after layer `{}`, which already has `{}`",
-                            kind.name(),
+                            kind,
                             last.name(),
                             last.activation()
                         ),
                     });
                 }
-                last.set_activation(kind.to_activation(&node)?);
+                last.set_activation(kind);
                 activated = true;
             }
         }
@@ -203,7 +157,7 @@ mod tests {
         })
     }
 
-    fn act(kind: ActivationKind) -> Stage {
+    fn act(kind: Activation) -> Stage {
         Stage::Activation {
             node: "act".into(),
             kind,
@@ -213,14 +167,14 @@ mod tests {
     #[test]
     fn batchnorm_folds_after_a_layer_or_before_the_next() {
         let w = || array![[1.0, 0.0], [0.0, 1.0]];
-        let stages = vec![dense("a", w()), norm("n1", 2), act(ActivationKind::Relu)];
+        let stages = vec![dense("a", w()), norm("n1", 2), act(Activation::Relu)];
         let layers = assemble(stages).unwrap();
         assert_eq!(layers[0].folded(), ["BatchNorm `n1`"]);
         assert_eq!(layers[0].weight()[[0, 0]], 2.0);
 
         let stages = vec![
             dense("a", w()),
-            act(ActivationKind::Relu),
+            act(Activation::Relu),
             norm("n1", 2),
             dense("b", w()),
         ];
@@ -234,7 +188,7 @@ mod tests {
     fn batchnorm_that_cannot_fold_exactly_is_refused() {
         let stages = vec![
             dense("a", array![[1.0, 0.0], [0.0, 1.0]]),
-            act(ActivationKind::Relu),
+            act(Activation::Relu),
             norm("n1", 2),
         ];
         let err = assemble(stages).unwrap_err().to_string();

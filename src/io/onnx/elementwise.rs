@@ -5,7 +5,7 @@
 //! of matching each spelling, the ops are kept as an expression of the layer's output and
 //! evaluated on a grid of points; the activation they equal there, to 1e-6, is the answer.
 
-use crate::io::layers::ActivationKind;
+use crate::activation::Activation;
 
 /// An elementwise function of the previous layer's output `x`.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,28 +133,30 @@ impl Expr {
     }
 
     /// The activation this expression computes, if it is one vecprop knows.
-    pub(crate) fn recognise(&self) -> Option<ActivationKind> {
+    pub(crate) fn recognise(&self) -> Option<Activation> {
         if *self == Expr::Input {
-            return Some(ActivationKind::Linear);
+            return Some(Activation::Linear);
         }
         let slope = -self.eval(-1.0);
         let candidates = [
-            (ActivationKind::Linear, Unary::Neg, 0.0),
-            (ActivationKind::Relu, Unary::Relu, 0.0),
-            (ActivationKind::Sigmoid, Unary::Sigmoid, 0.0),
-            (ActivationKind::Tanh, Unary::Tanh, 0.0),
-            (ActivationKind::Gelu, Unary::Gelu, 0.0),
-            (ActivationKind::GeluTanh, Unary::GeluTanh, 0.0),
-            (ActivationKind::Silu, Unary::Sigmoid, 1.0),
+            (Activation::Linear, Unary::Neg, 0.0),
+            (Activation::Relu, Unary::Relu, 0.0),
+            (Activation::Sigmoid, Unary::Sigmoid, 0.0),
+            (Activation::Tanh, Unary::Tanh, 0.0),
+            (Activation::Gelu, Unary::Gelu, 0.0),
+            (Activation::GeluTanh, Unary::GeluTanh, 0.0),
+            (Activation::Silu, Unary::Sigmoid, 1.0),
             (
-                ActivationKind::LeakyRelu(slope as f32),
+                Activation::LeakyRelu {
+                    slope: slope as f32,
+                },
                 Unary::LeakyRelu(slope),
                 0.0,
             ),
         ];
         candidates.into_iter().find_map(|(kind, op, silu)| {
             let reference = |x: f64| match kind {
-                ActivationKind::Linear => x,
+                Activation::Linear => x,
                 _ if silu == 1.0 => x * op.apply(x),
                 _ => op.apply(x),
             };
@@ -164,7 +166,7 @@ impl Expr {
                 (got - want).abs() <= 1e-6 * want.abs().max(1.0)
             });
             let plausible = match kind {
-                ActivationKind::LeakyRelu(_) => slope > 0.0 && slope < 1.0,
+                Activation::LeakyRelu { .. } => slope > 0.0 && slope < 1.0,
                 _ => true,
             };
             (matches && plausible).then_some(kind)
@@ -232,14 +234,17 @@ mod tests {
             ),
             Expr::Const(0.5),
         );
-        assert_eq!(gelu.recognise(), Some(ActivationKind::Gelu));
+        assert_eq!(gelu.recognise(), Some(Activation::Gelu));
         let silu = binary(Binary::Mul, Expr::Input, unary(Unary::Sigmoid, Expr::Input));
-        assert_eq!(silu.recognise(), Some(ActivationKind::Silu));
+        assert_eq!(silu.recognise(), Some(Activation::Silu));
         let leaky = unary(Unary::LeakyRelu(0.2), Expr::Input);
-        assert_eq!(leaky.recognise(), Some(ActivationKind::LeakyRelu(0.2)));
+        assert_eq!(
+            leaky.recognise(),
+            Some(Activation::LeakyRelu { slope: 0.2 })
+        );
         assert_eq!(
             unary(Unary::Relu, Expr::Input).recognise(),
-            Some(ActivationKind::Relu)
+            Some(Activation::Relu)
         );
     }
 

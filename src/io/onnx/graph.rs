@@ -11,9 +11,10 @@ use super::constants::{constant_attribute, fold, transpose};
 use super::elementwise::{Binary, Expr, Unary};
 use super::proto::{AttributeProto, FunctionProto, GraphProto, NodeProto};
 use super::tensor::{self, Constant};
+use crate::activation::Activation;
 use crate::error::Error;
 use crate::graph::batchnorm::{BatchNorm, DEFAULT_EPS};
-use crate::io::layers::{ActivationKind, Stage};
+use crate::io::layers::Stage;
 use crate::io::model_file::ModelFile;
 
 /// A value flowing through the graph.
@@ -213,7 +214,7 @@ impl Walker<'_> {
                 self.consume(node, &inputs)?;
                 self.stages.push(Stage::Activation {
                     node: label(node),
-                    kind: ActivationKind::Softmax,
+                    kind: Activation::Softmax,
                 });
                 self.advance(None)
             }
@@ -468,7 +469,7 @@ impl Walker<'_> {
 
     fn finish_activation(&mut self, expr: &Expr, at: &str) -> Step {
         match expr.recognise() {
-            Some(ActivationKind::Linear) => Ok(()),
+            Some(Activation::Linear) => Ok(()),
             Some(kind) => {
                 self.stages.push(Stage::Activation {
                     node: at.to_string(),

@@ -79,7 +79,7 @@ pub(crate) fn load(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::layers::ActivationKind;
+    use crate::activation::Activation;
 
     /// Both exporters' spellings of GELU, LeakyReLU(0.2), SiLU and tanh-GELU are recognised,
     /// whether or not this build computes them yet.
@@ -94,7 +94,7 @@ mod tests {
             let model = proto::ModelProto::decode(bytes.as_slice()).unwrap();
             let graph = model.graph.as_ref().unwrap();
             let walked = graph::walk(graph, &model.functions, 18, &file).unwrap();
-            let kinds: Vec<ActivationKind> = walked
+            let kinds: Vec<Activation> = walked
                 .stages
                 .iter()
                 .filter_map(|s| match s {
@@ -105,10 +105,10 @@ mod tests {
             assert_eq!(
                 kinds,
                 [
-                    ActivationKind::Gelu,
-                    ActivationKind::LeakyRelu(0.2),
-                    ActivationKind::Silu,
-                    ActivationKind::GeluTanh
+                    Activation::Gelu,
+                    Activation::LeakyRelu { slope: 0.2 },
+                    Activation::Silu,
+                    Activation::GeluTanh
                 ],
                 "{name}"
             );
