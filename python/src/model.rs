@@ -92,7 +92,8 @@ impl Model {
     /// one example per row, and returns a new float32 array of shape (rows, output_width).
     /// A C-contiguous float32 `x` is read in place, without a copy. Batches of any size
     /// are computed in chunks of `batch_size` rows (default: the model's batch size).
-    /// Raises VecpropError for a wrong dtype, dimensionality or width, or an empty batch.
+    /// Raises VecpropError for a wrong dtype, dimensionality or width; an empty batch gives
+    /// an empty result.
     #[pyo3(signature = (x, batch_size=None))]
     fn predict<'py>(
         &self,

@@ -33,8 +33,7 @@ def raises(match):
         ([[200.0, 17.0]], r"must be a numpy.ndarray of float32 or float64, not list"),
         (None, r"not NoneType"),
         (np.ones((4, 3), np.float32), r"input has 3 columns but the network expects 2"),
-        (np.ones((0, 2), np.float32), r"empty batch"),
-        (np.ones((0, 3), np.float64), r"empty batch"),
+        (np.ones((0, 3), np.float64), r"input has 3 columns but the network expects 2"),
     ],
 )
 def test_bad_batches(model, x, match):
@@ -42,6 +41,14 @@ def test_bad_batches(model, x, match):
         model(x)
     with raises(match):
         model.predict(x)
+
+
+def test_an_empty_batch_gives_an_empty_output(model):
+    """No rows in, no rows out, as in PyTorch (issue 15); never a crash."""
+    for x in (np.ones((0, 2), np.float32), np.ones((0, 2), np.float64)):
+        for y in (model(x), model.predict(x, batch_size=1)):
+            assert y.shape == (0, 3)
+            assert y.dtype == np.float32
 
 
 def test_bad_batch_size(model):

@@ -37,7 +37,8 @@ class Model:
         Returns a new float32 array of shape (rows, output_width). A C-contiguous float32
         ``x`` is read without a copy; any number of rows is computed in chunks of
         ``batch_size`` rows (default: the model's). The GIL is released meanwhile.
-        Raises VecpropError for a wrong dtype, dimensionality or width, or an empty batch.
+        Raises VecpropError for a wrong dtype, dimensionality or width; an empty batch gives
+        an empty result.
         """
     def summary(self) -> str:
         """A Keras-style table of the layers, their output shapes and parameter counts."""
