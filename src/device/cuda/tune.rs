@@ -144,7 +144,10 @@ impl<T: GpuElement> GpuPlan<T> {
         Ok((kernel, reason))
     }
 
-    /// Timing needs realistic operands: random values, never zeros.
+    /// Timing needs realistic operands: random values, never zeros. The first element is
+    /// NaN, so that every layer's first output row is NaN in the reference (NaN propagates,
+    /// as in PyTorch) and a candidate that turns NaN into a number (a `max(z, 0)` relu in a
+    /// library epilogue, say) disagrees and is never chosen.
     pub(super) fn fill_tuning_input(
         &self,
         lane: &mut Lane,
@@ -152,7 +155,10 @@ impl<T: GpuElement> GpuPlan<T> {
     ) -> Result<()> {
         let len = scratch.ping.len();
         let random = crate::tensor::random_batch(1, len, 0x7a11);
-        let values: Vec<T> = random.iter().map(|&x| T::from_f32(x)).collect();
+        let mut values: Vec<T> = random.iter().map(|&x| T::from_f32(x)).collect();
+        if let Some(first) = values.first_mut() {
+            *first = T::from_f32(f32::NAN);
+        }
         lane.stream
             .memcpy_htod(&values, &mut scratch.ping.view_mut(len)?)
             .during("filling the tuning input")
@@ -290,7 +296,7 @@ pub(super) fn download<T: GpuElement>(
 
 /// `None` when `got` matches `want`, else their norm-wise relative difference
 /// (`max |got - want| / max(max |want|, 1e-3)`): at most 1e-4 in strict f32, 1e-2 when TF32
-/// may differ, 2e-2 in f16/bf16, and NaN only where `want` has NaN.
+/// may differ, 2e-2 in f16/bf16, and NaN exactly where `want` has NaN.
 pub(super) fn disagreement(got: &[f32], want: &[f32], dtype: DType, tf32: bool) -> Option<f32> {
     let tolerance = match (dtype, tf32) {
         (DType::F32, false) => 1e-4,
@@ -299,11 +305,12 @@ pub(super) fn disagreement(got: &[f32], want: &[f32], dtype: DType, tf32: bool) 
     };
     let scale = want.iter().fold(1e-3_f32, |m, w| m.max(w.abs()));
     let worst = got.iter().zip(want).fold(0.0_f32, |worst, (&g, &w)| {
-        let error = (g - w).abs();
-        if error.is_nan() && !w.is_nan() {
+        if g.is_nan() != w.is_nan() {
             f32::INFINITY
+        } else if w.is_nan() {
+            worst
         } else {
-            worst.max(error)
+            worst.max((g - w).abs())
         }
     });
     let relative = worst / scale;
@@ -328,6 +335,10 @@ mod tests {
             None
         );
         assert!(disagreement(&[1.0, f32::NAN, 0.5], &want, DType::BF16, false).is_some());
+        // A candidate that turns the reference's NaN into a number disagrees too.
+        let with_nan = [1.0, f32::NAN, 0.5];
+        assert_eq!(disagreement(&with_nan, &with_nan, DType::F32, false), None);
+        assert!(disagreement(&[1.0, 0.0, 0.5], &with_nan, DType::F32, false).is_some());
         assert!(disagreement(&[1.0, -2.0], &want, DType::F32, false).is_some());
     }
 }
