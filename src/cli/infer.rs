@@ -60,8 +60,8 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         args.input.clone()
     };
-    check_output_name(&args.output)?;
     io::refuse_same_file(&args.output, &[("input", &input), ("model", &args.model)])?;
+    check_output_name(&args.output)?;
     let activations = super::parse_activations(args.activations.as_deref())?;
     let dtype = args.dtype.as_deref().map(str::parse::<DType>).transpose()?;
     let strategy: Strategy = args.kernel.parse()?;
