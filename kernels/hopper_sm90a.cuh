@@ -1,0 +1,166 @@
+// hopper_sm90a.cuh: thin PTX wrappers for Hopper's asynchronous machinery, used by
+// hopper_dense_sm90a.cu. Everything here needs compute_90a (wgmma, setmaxnreg) or sm_90
+// (mbarrier transaction counts, cp.async.bulk.tensor); build.rs compiles `*_sm90a.cu` files
+// for compute_90a only.
+//
+// - mbarriers: init, arrive, arrive + expected transaction bytes, wait on a phase parity.
+// - TMA: a 2-D tiled bulk tensor copy global → shared that completes on an mbarrier. The
+//   tensor map (CUtensorMap, 128 bytes, built on the host by cuTensorMapEncodeTiled) is a
+//   `__grid_constant__` kernel parameter; the copy takes its generic address.
+// - wgmma: shared-memory matrix descriptors and m64n128k16 with f32 accumulators, A K-major
+//   and B MN-major (W is k×n row-major), both in the 128-byte swizzled layout TMA writes.
+#pragma once
+
+#include "common.cuh"
+
+namespace vecprop {
+
+/// The host's CUtensorMap: 128 opaque bytes, 64-byte aligned. Passed by value.
+struct alignas(64) TensorMap {
+    uint64_t opaque[16];
+};
+
+// ---------------------------------------------------------------------------------------
+// mbarrier
+// ---------------------------------------------------------------------------------------
+
+__device__ __forceinline__ void mbarrier_init(uint64_t* bar, uint32_t arrivals) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(shared_address(bar)),
+                 "r"(arrivals)
+                 : "memory");
+}
+
+/// Makes the initialised barriers visible to the async proxy (TMA) and the other threads.
+__device__ __forceinline__ void mbarrier_init_fence() {
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+
+__device__ __forceinline__ void mbarrier_arrive(uint64_t* bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(shared_address(bar))
+                 : "memory");
+}
+
+/// Arrives and adds `bytes` to the transactions the current phase waits for.
+__device__ __forceinline__ void mbarrier_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(
+                     shared_address(bar)),
+                 "r"(bytes)
+                 : "memory");
+}
+
+/// Blocks until the phase of parity `parity` has completed. A fresh barrier counts its
+/// (virtual) previous phase, parity 1, as complete.
+__device__ __forceinline__ void mbarrier_wait(uint64_t* bar, uint32_t parity) {
+    asm volatile(
+        "{\n"
+        ".reg .pred done;\n"
+        "WAIT_%=:\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra WAIT_%=;\n"
+        "}\n" ::"r"(shared_address(bar)),
+        "r"(parity)
+        : "memory");
+}
+
+// ---------------------------------------------------------------------------------------
+// TMA
+// ---------------------------------------------------------------------------------------
+
+/// Fetches the tensor map into the descriptor cache ahead of its first use.
+__device__ __forceinline__ void tma_prefetch(const TensorMap* map) {
+    asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(map)) : "memory");
+}
+
+/// Copies the box at element coordinates (x = innermost, y) of `map` into shared memory at
+/// `dst` (aligned as the map's swizzle needs: 1024 bytes for 128-byte swizzle), completing
+/// its bytes on `bar`. Out-of-range elements of the box are written as zeros.
+__device__ __forceinline__ void tma_load_2d(void* dst, const TensorMap* map, uint64_t* bar,
+                                            int x, int y) {
+    asm volatile(
+        "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes"
+        " [%0], [%1, {%2, %3}], [%4];\n" ::"r"(shared_address(dst)),
+        "l"(reinterpret_cast<uint64_t>(map)), "r"(x), "r"(y), "r"(shared_address(bar))
+        : "memory");
+}
+
+// ---------------------------------------------------------------------------------------
+// wgmma
+// ---------------------------------------------------------------------------------------
+
+/// A shared-memory matrix descriptor in the 128-byte swizzled layout (PTX ISA, "Matrix
+/// Descriptor Format"): start address, leading and stride byte offsets (each >> 4) and
+/// swizzle mode 1 (128 bytes) in bits 62-63. Base offset 0: tiles are 1024-byte aligned.
+__device__ __forceinline__ uint64_t wgmma_descriptor(const void* start, uint32_t leading_bytes,
+                                                     uint32_t stride_bytes) {
+    const uint64_t address = shared_address(start);
+    return ((address & 0x3FFFF) >> 4) | (static_cast<uint64_t>(leading_bytes >> 4) << 16) |
+           (static_cast<uint64_t>(stride_bytes >> 4) << 32) | (1ull << 62);
+}
+
+/// Orders register accesses to the accumulators before the following wgmma.
+__device__ __forceinline__ void wgmma_fence() {
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+
+__device__ __forceinline__ void wgmma_commit() {
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+
+/// Waits until at most `PENDING` committed wgmma groups of this warpgroup are in flight.
+template <int PENDING> __device__ __forceinline__ void wgmma_wait() {
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(PENDING) : "memory");
+}
+
+/// Keeps the compiler from moving accesses of `x` across a wgmma wait (the hardware writes
+/// the accumulators behind its back).
+__device__ __forceinline__ void register_fence(float& x) { asm volatile("" : "+f"(x)::"memory"); }
+
+/// Gives this warpgroup's threads `REGS` registers each (setmaxnreg; all warps of the
+/// warpgroup must execute it). Needs a register cap at kernel entry (__launch_bounds__).
+template <int REGS> __device__ __forceinline__ void registers_increase() {
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(REGS));
+}
+template <int REGS> __device__ __forceinline__ void registers_decrease() {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(REGS));
+}
+
+/// d (64×128, f32, the warpgroup's fragment) += A (64×16, K-major) · B (16×128, MN-major),
+/// both from shared memory through descriptors. One instruction string per 16-bit dtype;
+/// the operands are the same.
+#define VECPROP_WGMMA_M64N128K16(TYPE)                                                         \
+    asm volatile(                                                                              \
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32." TYPE "." TYPE " "                       \
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "              \
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "     \
+        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "     \
+        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "    \
+        "%64, %65, 1, 1, 1, 0, 1;\n"                                                           \
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),              \
+          "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),            \
+          "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),        \
+          "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),        \
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),        \
+          "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),        \
+          "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]),        \
+          "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),        \
+          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]),        \
+          "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]),        \
+          "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])                                   \
+        : "l"(desc_a), "l"(desc_b))
+
+/// The m64n128k16 wgmma for T = half_t or bf16_t. The trailing immediates of the
+/// instruction: scale-d = 1 (accumulate), scale-a = scale-b = 1, A not transposed
+/// (K-major), B transposed (MN-major).
+template <typename T> struct Wgmma;
+template <> struct Wgmma<half_t> {
+    __device__ __forceinline__ static void run(float (&d)[64], uint64_t desc_a, uint64_t desc_b) {
+        VECPROP_WGMMA_M64N128K16("f16");
+    }
+};
+template <> struct Wgmma<bf16_t> {
+    __device__ __forceinline__ static void run(float (&d)[64], uint64_t desc_a, uint64_t desc_b) {
+        VECPROP_WGMMA_M64N128K16("bf16");
+    }
+};
+
+}  // namespace vecprop
