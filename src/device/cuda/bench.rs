@@ -36,16 +36,19 @@ enum Variant {
     Dense(LayerKernel),
 }
 
-const VARIANTS: [(&str, Variant); 5] = [
+const VARIANTS: [(&str, Variant); 7] = [
     ("cublas-gemm-only", Variant::GemmOnly),
     ("cublas+epilogue", Variant::Dense(LayerKernel::Cublas)),
     ("cublaslt-bias+act", Variant::Dense(LayerKernel::CublasLt)),
     ("fused", Variant::Dense(LayerKernel::Fused)),
     ("fused_small", Variant::Dense(LayerKernel::FusedSmall)),
+    ("simt_warp", Variant::Dense(LayerKernel::SimtWarp)),
+    ("wgmma", Variant::Dense(LayerKernel::Wgmma)),
 ];
 
 /// Times one dense layer of `shape` (sigmoid) per variant, in `dtype`, on `device`:
-/// `cublas-gemm-only`, `cublas+epilogue`, `cublaslt-bias+act`, `fused`, `fused_small`.
+/// `cublas-gemm-only`, `cublas+epilogue`, `cublaslt-bias+act`, `fused`, `fused_small`, and
+/// where they exist `simt_warp` (f32) and `wgmma` (f16/bf16 on compute capability 9.0).
 ///
 /// The median of `repeats` timed runs (at least 1) after warm-up; f32 GEMMs use full f32
 /// precision (no TF32).
@@ -181,6 +184,11 @@ fn bench_typed<T: GpuElement>(
     let stream = Arc::clone(&lane.stream);
     let mut measurements = Vec::with_capacity(VARIANTS.len());
     for (label, variant) in VARIANTS {
+        if let Variant::Dense(kernel) = variant {
+            if !kernel.runs_on(inner, T::DTYPE) {
+                continue; // e.g. simt_warp for 16-bit, wgmma off Hopper
+            }
+        }
         let total_ms = median_ms(&context, &stream, WARMUP, repeats, || {
             sets.iter_mut()
                 .try_for_each(|set| run_variant(device, &mut lane, variant, set, shape))

@@ -6,10 +6,12 @@ use std::str::FromStr;
 use cudarc::driver::{CudaView, CudaViewMut};
 
 use super::blas::{self, GemmOperands};
+use super::hopper;
 use super::kernels::{self, KernelOp};
 use super::stream::Lane;
 use super::{DeviceInner, GpuElement};
 use crate::activation::Activation;
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::graph::plan::Strategy;
 
@@ -24,16 +26,36 @@ pub(crate) enum LayerKernel {
     Fused,
     /// `fused_small_<act>` (64×64 tiles); softmax as for `Fused`.
     FusedSmall,
+    /// f32 only: `simt_warp_<act>_f32` (warp-tiled CUDA-core GEMM); softmax as for `Fused`.
+    SimtWarp,
+    /// f16/bf16 on compute capability 9.0 only: `wgmma_<act>` (wgmma + TMA), falling back to
+    /// `fused_<act>` for shapes TMA cannot address; softmax as for `Fused`.
+    Wgmma,
 }
 
 impl LayerKernel {
     /// Every kernel, in the order Auto times them.
-    pub(crate) const ALL: [LayerKernel; 4] = [
+    pub(crate) const ALL: [LayerKernel; 6] = [
         LayerKernel::Cublas,
         LayerKernel::CublasLt,
         LayerKernel::Fused,
         LayerKernel::FusedSmall,
+        LayerKernel::SimtWarp,
+        LayerKernel::Wgmma,
     ];
+
+    /// Whether this kernel exists for `dtype` on `device` (Auto times only these, and the
+    /// bench skips the others): `SimtWarp` is f32 only, `Wgmma` needs f16/bf16 on a compute
+    /// capability 9.0 GPU whose driver loads the sm_90a module.
+    pub(crate) fn runs_on(self, device: &DeviceInner, dtype: DType) -> bool {
+        match self {
+            LayerKernel::SimtWarp => dtype == DType::F32,
+            LayerKernel::Wgmma => {
+                hopper::runs_on(&device.kernels, dtype, device.info.compute_capability)
+            }
+            _ => true,
+        }
+    }
 
     /// The kernel an explicit strategy asks for; `None` for Auto, which measures instead.
     ///
@@ -80,6 +102,8 @@ impl LayerKernel {
             LayerKernel::CublasLt => format!("cublaslt gemm+bias + {activation}"),
             LayerKernel::Fused => fused("fused"),
             LayerKernel::FusedSmall => fused("fused_small"),
+            LayerKernel::SimtWarp => fused("simt_warp"),
+            LayerKernel::Wgmma => fused("wgmma"),
         }
     }
 }
@@ -92,6 +116,8 @@ impl LayerKernel {
             LayerKernel::CublasLt => "cublaslt",
             LayerKernel::Fused => "fused",
             LayerKernel::FusedSmall => "fused_small",
+            LayerKernel::SimtWarp => "simt_warp",
+            LayerKernel::Wgmma => "wgmma",
         }
     }
 }
@@ -164,11 +190,12 @@ pub(crate) fn run_dense<T: GpuElement>(
             }
             kernels::bias_activation(kernels, &lane.stream, activation, out, None, m, n)
         }
-        LayerKernel::Fused | LayerKernel::FusedSmall => {
-            let op = if kernel == LayerKernel::Fused {
-                KernelOp::Fused
-            } else {
-                KernelOp::FusedSmall
+        LayerKernel::Fused | LayerKernel::FusedSmall | LayerKernel::SimtWarp | LayerKernel::Wgmma => {
+            let op = match kernel {
+                LayerKernel::Fused => KernelOp::Fused,
+                LayerKernel::FusedSmall => KernelOp::FusedSmall,
+                LayerKernel::SimtWarp => KernelOp::SimtWarp,
+                _ => KernelOp::Wgmma,
             };
             // Softmax needs whole rows: fuse the GEMM with the bias, then softmax in place.
             let fused_activation = if activation.is_elementwise() {
@@ -186,7 +213,11 @@ pub(crate) fn run_dense<T: GpuElement>(
                 k,
                 activation: fused_activation,
             };
-            kernels::fused_dense(kernels, &lane.stream, op, fused)?;
+            if op == KernelOp::Wgmma {
+                hopper::wgmma_dense(kernels, &lane.stream, fused)?;
+            } else {
+                kernels::fused_dense(kernels, &lane.stream, op, fused)?;
+            }
             if activation.is_elementwise() {
                 return Ok(());
             }

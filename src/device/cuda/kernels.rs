@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use cudarc::driver::sys::CUresult;
+use cudarc::driver::sys::{CUfunction_attribute, CUresult};
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaModule, CudaStream, CudaView, CudaViewMut, DriverError,
     LaunchConfig, PushKernelArg,
@@ -32,6 +32,10 @@ pub(crate) enum KernelOp {
     Fused,
     /// `fused_small_<act>_<dtype>`: the same with 64×64 tiles, for small problems.
     FusedSmall,
+    /// `simt_warp_<act>_f32`: f32 GEMM + bias + activation, warp-tiled, 64 KB dynamic shared.
+    SimtWarp,
+    /// `wgmma_<act>_{f16,bf16}`: Hopper (sm_90a) wgmma + TMA; launched by `super::hopper`.
+    Wgmma,
 }
 
 impl KernelOp {
@@ -40,6 +44,8 @@ impl KernelOp {
             KernelOp::BiasActivation => "bias",
             KernelOp::Fused => "fused",
             KernelOp::FusedSmall => "fused_small",
+            KernelOp::SimtWarp => "simt_warp",
+            KernelOp::Wgmma => "wgmma",
         }
     }
 
@@ -47,6 +53,17 @@ impl KernelOp {
         match self {
             KernelOp::BiasActivation => "epilogue",
             KernelOp::Fused | KernelOp::FusedSmall => "fused_dense",
+            KernelOp::SimtWarp => "simt_warp",
+            KernelOp::Wgmma => "hopper_dense_sm90a",
+        }
+    }
+
+    /// Bytes of dynamic shared memory a launch of this family needs (0: static only).
+    pub(crate) fn dynamic_shared_bytes(self) -> u32 {
+        match self {
+            KernelOp::SimtWarp => 64 * 1024,
+            KernelOp::Wgmma => super::hopper::SHARED_BYTES,
+            _ => 0,
         }
     }
 
@@ -111,6 +128,33 @@ impl KernelCache {
             op.module()
         ))?;
         lock(&self.functions).insert(name, function.clone());
+        Ok(function)
+    }
+
+    /// Whether the module of `op` is in this build and the driver accepts it (an sm_90a
+    /// module loads only on a compute capability 9.0 GPU with a driver that takes it).
+    pub(crate) fn loads(&self, op: KernelOp) -> bool {
+        self.module(op.module()).is_ok()
+    }
+
+    /// The kernel `<op>_<act>_<dtype>` with its dynamic shared memory limit raised to what
+    /// `op` launches with (the driver's default limit is 48 KB).
+    pub(crate) fn get_with_shared(
+        &self,
+        op: KernelOp,
+        activation: Activation,
+        dtype: DType,
+    ) -> Result<CudaFunction> {
+        let function = self.get(op, activation, dtype)?;
+        let bytes = op.dynamic_shared_bytes();
+        if bytes > 0 {
+            function
+                .set_attribute(
+                    CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    i32::try_from(bytes).unwrap_or(i32::MAX),
+                )
+                .during(&format!("allowing {bytes} bytes of shared memory for {}", op.prefix()))?;
+        }
         Ok(function)
     }
 
@@ -261,8 +305,11 @@ pub(crate) fn fused_dense<T: GpuElement>(
         k,
         activation,
     } = ops;
-    if op == KernelOp::BiasActivation {
-        return Err(Error::InvalidArgument("not a fused kernel".into()));
+    if matches!(op, KernelOp::BiasActivation | KernelOp::Wgmma) {
+        return Err(Error::InvalidArgument(format!(
+            "{} is not launched with fused_dense's arguments",
+            op.prefix()
+        )));
     }
     let (m_i, n_i, k_i) = (as_int(m, "m")?, as_int(n, "n")?, as_int(k, "k")?);
     for (what, product) in [
@@ -279,7 +326,7 @@ pub(crate) fn fused_dense<T: GpuElement>(
     if m == 0 || n == 0 {
         return Ok(());
     }
-    let function = kernels.get(op, activation, T::DTYPE)?;
+    let function = kernels.get_with_shared(op, activation, T::DTYPE)?;
     let (tile, threads) = op.fused_tile();
     let grid_x = u32::try_from(n.div_ceil(tile as usize)).unwrap_or(u32::MAX);
     let grid_y = u32::try_from(m.div_ceil(tile as usize)).unwrap_or(u32::MAX);
@@ -291,7 +338,7 @@ pub(crate) fn fused_dense<T: GpuElement>(
     let config = LaunchConfig {
         grid_dim: (grid_x, grid_y, 1),
         block_dim: (threads, 1, 1),
-        shared_mem_bytes: 0,
+        shared_mem_bytes: op.dynamic_shared_bytes(),
     };
     let mut launch = stream.launch_builder(&function);
     launch
@@ -312,7 +359,8 @@ pub(crate) fn fused_dense<T: GpuElement>(
     // 3. The views borrow their buffers for this call; cudarc's event tracking orders the
     //    launch after earlier writes, and the caller synchronises before freeing or reuse.
     // 4. Grid and block are ABI.md's for this tile size (grid.y ≤ 65535 checked above);
-    //    shared memory is static, so the dynamic size is 0.
+    //    the dynamic shared memory is what the family declares (0 for the static ones), and
+    //    `get_with_shared` raised the function's limit to it.
     unsafe { launch.launch(config) }.during(&format!("launching {}_{activation}", op.prefix()))?;
     Ok(())
 }
@@ -341,6 +389,29 @@ mod tests {
             "fused_small_linear_f32"
         );
         assert!(kernel_name(KernelOp::Fused, Activation::Softmax, DType::F32).is_err());
+    }
+
+    #[test]
+    fn the_f32_and_hopper_kernels_are_in_their_ptx() {
+        for activation in Activation::ALL.into_iter().filter(|a| a.is_elementwise()) {
+            for (op, dtypes) in [
+                (KernelOp::SimtWarp, &[DType::F32][..]),
+                (KernelOp::Wgmma, &[DType::F16, DType::BF16][..]),
+            ] {
+                for &dtype in dtypes {
+                    let name = kernel_name(op, activation, dtype).unwrap();
+                    let source = ptx::module(op.module()).unwrap_or_default();
+                    assert!(
+                        source.contains(&format!(".entry {name}(")),
+                        "module {} lacks {name}",
+                        op.module()
+                    );
+                }
+            }
+        }
+        let hopper = ptx::module(KernelOp::Wgmma.module()).unwrap_or_default();
+        assert!(hopper.contains(".target sm_90a"), "the wgmma module targets sm_90a");
+        assert!(hopper.contains("wgmma.mma_async") && hopper.contains("cp.async.bulk.tensor"));
     }
 
     #[test]

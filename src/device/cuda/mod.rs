@@ -16,6 +16,7 @@ mod context;
 mod dense;
 mod error;
 mod graph_exec;
+mod hopper;
 mod kernels;
 mod pass;
 mod pinned;
@@ -28,7 +29,7 @@ mod tune;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use cudarc::driver::{CudaContext, DeviceRepr, ValidAsZeroBits};
 
@@ -39,8 +40,8 @@ pub use context::describe_devices;
 pub use plan::CudaPlan;
 pub use pool::PoolStats;
 
-use crate::dtype::Element;
-use crate::error::Result;
+use crate::dtype::{DType, Element};
+use crate::error::{Error, Result};
 use crate::graph::tuning::TuningCache;
 use error::{CudaResultExt, DropErrors};
 use kernels::KernelCache;
@@ -73,6 +74,8 @@ pub(crate) struct DeviceInner {
     pub(crate) poison: AtomicBool,
     /// When non-zero, the Fused strategy always uses this tile edge (128 or 64).
     pub(crate) forced_fused_tile: AtomicUsize,
+    /// When set, the Fused strategy runs this kernel for every layer (a test aid).
+    pub(crate) forced_fused_kernel: Mutex<Option<dense::LayerKernel>>,
     /// What `Strategy::Auto` measured on this GPU, so that a second compile does no timing.
     pub(crate) tuning: TuningCache,
     /// Layers `Strategy::Auto` has timed on this GPU (cache hits excluded).
@@ -110,6 +113,7 @@ impl CudaDevice {
             info,
             poison: AtomicBool::new(false),
             forced_fused_tile: AtomicUsize::new(0),
+            forced_fused_kernel: Mutex::new(None),
             tuning: TuningCache::in_memory(),
             tuning_runs: AtomicU64::new(0),
             counters,
@@ -167,6 +171,33 @@ impl CudaDevice {
     pub fn force_fused_tile(&self, tile: Option<usize>) {
         let tile = tile.filter(|edge| matches!(edge, 64 | 128)).unwrap_or(0);
         self.inner.forced_fused_tile.store(tile, Ordering::Relaxed);
+    }
+
+    /// Test aid: makes plans compiled afterwards with the Fused strategy run the kernel named
+    /// `name` (`fused`, `fused_small`, `simt_warp`, `wgmma`) for every layer, or choose as
+    /// usual (`None`). Errors for an unknown name, and for a kernel that does not exist for
+    /// `dtype` on this GPU (`wgmma` needs f16/bf16 on compute capability 9.0).
+    #[doc(hidden)]
+    pub fn force_fused_kernel(&self, name: Option<&str>, dtype: DType) -> Result<()> {
+        let kernel = match name {
+            None => None,
+            Some(name) => {
+                let kernel: dense::LayerKernel = name.parse()?;
+                if !kernel.runs_on(&self.inner, dtype) {
+                    return Err(Error::InvalidArgument(format!(
+                        "kernel `{kernel}` does not run {dtype} on {}",
+                        self.inner.info.describe()
+                    )));
+                }
+                Some(kernel)
+            }
+        };
+        *self
+            .inner
+            .forced_fused_kernel
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = kernel;
+        Ok(())
     }
 }
 

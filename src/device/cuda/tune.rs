@@ -46,6 +46,11 @@ impl<T: GpuElement> GpuPlan<T> {
                 0 => None,
                 edge => Some(edge),
             };
+            let forced_kernel = *self.device.inner.forced_fused_kernel.lock().unwrap_or_else(|p| p.into_inner());
+            if let (Strategy::Fused, Some(kernel)) = (strategy, forced_kernel) {
+                let reason = format!("strategy {strategy}, forced {kernel}");
+                return Ok(self.layers.iter().map(|_| (kernel, reason.clone())).collect());
+            }
             return Ok(self
                 .layers
                 .iter()
@@ -152,7 +157,11 @@ impl<T: GpuElement> GpuPlan<T> {
         let mut timings = Vec::new();
         let mut failed = Vec::new();
         let mut first_error = None;
-        for kernel in LayerKernel::ALL {
+        let device = &self.device.inner;
+        for kernel in LayerKernel::ALL
+            .into_iter()
+            .filter(|kernel| kernel.runs_on(device, T::DTYPE))
+        {
             let result = median_ms(&context, &stream, TUNE_WARMUP, TUNE_REPEATS, || {
                 self.run_layer(lane, scratch, layer, kernel)
             });
