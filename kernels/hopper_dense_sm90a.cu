@@ -4,26 +4,31 @@
 //   wgmma_<act>_<dtype>(const __grid_constant__ TensorMap a_map,
 //                       const __grid_constant__ TensorMap w_map,
 //                       const T* bias, T* out, int m, int n, int k)
+//       128×256 output tile per block, 384 threads, grid (ceil(n/256), ceil(m/128)),
+//       HopperWide::SHARED_BYTES of dynamic shared memory.
+//   wgmma_narrow_<act>_<dtype>(same arguments)
 //       128×128 output tile per block, 384 threads, grid (ceil(n/128), ceil(m/128)),
-//       HopperTile::SHARED_BYTES of dynamic shared memory. <dtype> ∈ f16, bf16.
+//       HopperNarrow::SHARED_BYTES of dynamic shared memory.
+//   <dtype> ∈ f16, bf16; bias never NULL.
 //
 // The host builds the two tensor maps (cuTensorMapEncodeTiled, src/device/cuda/hopper.rs):
 // `a_map` over a (m×k, row-major) with a box of 64 (k) × 128 (m) elements, `w_map` over w
 // (k×n, row-major) with a box of 64 (n) × 64 (k); both 128-byte swizzled, zero fill out of
-// range. TMA needs 16-byte row strides, so the host takes this kernel only when k and n are
+// range. The host picks the wide tiles for layers wider than 128 that fill the GPU. TMA needs 16-byte row strides, so the host takes this kernel only when k and n are
 // multiples of 8 and the pointers 16-byte aligned; otherwise it runs `fused_<act>_<dtype>`.
 //
 // Design (warp specialisation):
 // - Warpgroup 0 is the producer. After giving up registers (setmaxnreg) one thread loops over
 //   the k tiles: wait until stage s is free (`empty[s]`), announce the stage's bytes on
-//   `full[s]`, and issue one TMA load for the A tile (128×64) and two for the W tile (64×128
-//   as two 64-column halves, each its own 128-byte swizzle column).
-// - Warpgroups 1 and 2 are consumers, each owning 64 rows × 128 columns of the output (64 f32
-//   accumulators per thread). Per k tile: wait on `full[s]`, issue four m64n128k16 wgmma (one
-//   per 16 of k) from the swizzled tiles, commit, and once the previous tile's group has
-//   retired (wait_group 1) release that tile's stage to the producer through `empty`.
-// - The ring has STAGES stages in dynamic shared memory (32 KB each), 1024-byte aligned as the
-//   128-byte swizzle requires; the mbarriers sit after the ring.
+//   `full[s]`, and issue one TMA load for the A tile (128×64) and BN/64 for the W tile (64×BN
+//   as 64-column boxes, each its own 128-byte swizzle column).
+// - Warpgroups 1 and 2 are consumers, each owning 64 rows × BN columns of the output (BN/2 f32
+//   accumulators per thread, in the registers setmaxnreg moved from the producer). Per k tile:
+//   wait on `full[s]`, issue four m64nBNk16 wgmma (one per 16 of k) from the swizzled tiles,
+//   commit, and once the previous tile's group has retired (wait_group 1) release that tile's
+//   stage to the producer through `empty`.
+// - The ring has STAGES stages in dynamic shared memory (48 KB wide, 32 KB narrow), 1024-byte
+//   aligned as the 128-byte swizzle requires; the mbarriers sit after the ring.
 // - Epilogue from the accumulators: + bias, g (common.cuh's activation functors), round to T,
 //   one bounds-checked store per pair of columns. Rows ≥ m and columns ≥ n were loaded as TMA
 //   zeros and are not stored; the k tail is zero in both operands and adds nothing.
@@ -31,33 +36,43 @@
 
 namespace vecprop {
 
-struct HopperTile {
-    static constexpr int BM = 128, BN = 128, BK = 64, STAGES = 4;
+/// The block tile: BM = 128 rows (two consumer warpgroups of 64), BN = 128 or 256 columns
+/// (one m64nBNk16 wgmma per consumer and 16 of k), BK = 64, STAGES deep.
+template <int BN_, int STAGES_> struct HopperTile {
+    static constexpr int BM = 128, BN = BN_, BK = 64, STAGES = STAGES_;
     static constexpr int CONSUMERS = 2;                     // warpgroups, 64 rows each
     static constexpr int THREADS = 128 * (1 + CONSUMERS);   // + one producer warpgroup
+    static constexpr int ACCUMULATORS = BN / 2;             // f32 registers per consumer thread
     static constexpr int A_BYTES = BM * BK * 2;             // 16 KB
-    static constexpr int W_HALF_BYTES = BK * 64 * 2;        // one 64-column half: 8 KB
-    static constexpr int W_BYTES = BK * BN * 2;             // 16 KB
+    static constexpr int W_HALF_BYTES = BK * 64 * 2;        // one 64-column W box: 8 KB
+    static constexpr int W_BOXES = BN / 64;
+    static constexpr int W_BYTES = BK * BN * 2;
     static constexpr int STAGE_BYTES = A_BYTES + W_BYTES;   // what TMA delivers per stage
     static constexpr int RING_BYTES = STAGES * STAGE_BYTES;
     static constexpr int ALIGN = 1024;                      // 128-byte swizzle atom
     /// Dynamic shared memory to ask for: the ring, the barriers, and slack to align the base.
     static constexpr int SHARED_BYTES = RING_BYTES + 2 * STAGES * 8 + ALIGN;
     static constexpr int PRODUCER_REGS = 40, CONSUMER_REGS = 232;
-};
-static_assert(HopperTile::BK * 2 == 128, "one A row of a tile is one 128-byte swizzle row");
-static_assert(HopperTile::BN == 128, "the consumers issue m64n128 wgmma");
-static_assert(HopperTile::BM == 64 * HopperTile::CONSUMERS, "one consumer per 64 rows");
-static_assert(HopperTile::SHARED_BYTES <= 227 * 1024, "fits Hopper's 227 KB per block");
-static_assert(128 * HopperTile::PRODUCER_REGS + 128 * HopperTile::CONSUMERS *
-                      HopperTile::CONSUMER_REGS <= 65536,
-              "setmaxnreg budgets fit the register file");
 
-template <typename T, typename Act>
+    static_assert(BK * 2 == 128, "one A row of a tile is one 128-byte swizzle row");
+    static_assert(BN == 128 || BN == 256, "the consumers issue m64n128 or m64n256 wgmma");
+    static_assert(BM == 64 * CONSUMERS, "one consumer per 64 rows");
+    static_assert(SHARED_BYTES <= 227 * 1024, "fits Hopper's 227 KB per block");
+    static_assert(128 * PRODUCER_REGS + 128 * CONSUMERS * CONSUMER_REGS <= 65536,
+                  "setmaxnreg budgets fit the register file");
+};
+
+/// `wgmma_narrow_*`: 128×128 tiles, 6 stages (193 KB). `wgmma_*`: 128×256 tiles, 4 stages
+/// (193 KB). src/device/cuda/hopper.rs mirrors SHARED_BYTES and the tile widths.
+using HopperNarrow = HopperTile<128, 6>;
+using HopperWide = HopperTile<256, 4>;
+static_assert(HopperNarrow::SHARED_BYTES == 197728 && HopperWide::SHARED_BYTES == 197696,
+              "hopper.rs passes these sizes");
+
+template <typename Tile, typename T, typename Act>
 __device__ __forceinline__ void wgmma_dense(const TensorMap& a_map, const TensorMap& w_map,
                                             const T* __restrict__ bias, T* __restrict__ out,
                                             int m, int n, int k) {
-    using Tile = HopperTile;
     extern __shared__ uint8_t shared_raw[];
     // The ring starts at the first 1024-byte boundary (SHARED_BYTES has the slack).
     const uint32_t raw = shared_address(shared_raw);
@@ -92,17 +107,19 @@ __device__ __forceinline__ void wgmma_dense(const TensorMap& a_map, const Tensor
             mbarrier_arrive_expect_tx(&full[s], Tile::STAGE_BYTES);
             const int k0 = t * Tile::BK;
             tma_load_2d(a_tile(s), &a_map, &full[s], k0, block_row);
-            tma_load_2d(w_tile(s), &w_map, &full[s], block_col, k0);
-            tma_load_2d(w_tile(s) + Tile::W_HALF_BYTES, &w_map, &full[s], block_col + 64, k0);
+#pragma unroll
+            for (int box = 0; box < Tile::W_BOXES; ++box)
+                tma_load_2d(w_tile(s) + box * Tile::W_HALF_BYTES, &w_map, &full[s],
+                            block_col + 64 * box, k0);
         }
         return;
     }
 
     registers_increase<Tile::CONSUMER_REGS>();
     const int consumer = warpgroup - 1;  // rows consumer*64 .. +64 of the block tile
-    float acc[64];
+    float acc[Tile::ACCUMULATORS];
 #pragma unroll
-    for (int i = 0; i < 64; ++i) acc[i] = 0.0f;
+    for (int i = 0; i < Tile::ACCUMULATORS; ++i) acc[i] = 0.0f;
 
     for (int t = 0; t < k_tiles; ++t) {
         const int s = t % Tile::STAGES;
@@ -118,17 +135,17 @@ __device__ __forceinline__ void wgmma_dense(const TensorMap& a_map, const Tensor
         for (int kk = 0; kk < Tile::BK / 16; ++kk) {
             const uint64_t desc_a = wgmma_descriptor(a_base + kk * 32, 16, 1024);
             const uint64_t desc_w = wgmma_descriptor(w_base + kk * 2048, Tile::W_HALF_BYTES, 1024);
-            Wgmma<T>::run(acc, desc_a, desc_w);
+            Wgmma<T, Tile::BN>::run(acc, desc_a, desc_w);
         }
         wgmma_commit();
         wgmma_wait<1>();  // the previous tile's wgmma have read their stage
 #pragma unroll
-        for (int i = 0; i < 64; ++i) register_fence(acc[i]);
+        for (int i = 0; i < Tile::ACCUMULATORS; ++i) register_fence(acc[i]);
         if (t > 0) mbarrier_arrive(&empty[(t - 1) % Tile::STAGES]);
     }
     wgmma_wait<0>();
 #pragma unroll
-    for (int i = 0; i < 64; ++i) register_fence(acc[i]);
+    for (int i = 0; i < Tile::ACCUMULATORS; ++i) register_fence(acc[i]);
 
     // Accumulator fragment of m64nN (PTX ISA, wgmma D layout): warp w of the warpgroup holds
     // rows 16w + lane/4 (+8); acc[4j + {0,1}] are columns 8j + 2(lane%4) + {0,1} of the first
@@ -160,14 +177,17 @@ __device__ __forceinline__ void wgmma_dense(const TensorMap& a_map, const Tensor
 
 }  // namespace vecprop
 
-#define VECPROP_WGMMA_KERNEL(act, Act, dtype, T)                                                \
-    extern "C" __global__ void __launch_bounds__(::vecprop::HopperTile::THREADS, 1)            \
-        wgmma_##act##_##dtype(const __grid_constant__ ::vecprop::TensorMap a_map,              \
-                              const __grid_constant__ ::vecprop::TensorMap w_map,              \
-                              const T* __restrict__ bias, T* __restrict__ out, int m, int n,   \
-                              int k) {                                                          \
-        ::vecprop::wgmma_dense<T, Act>(a_map, w_map, bias, out, m, n, k);                      \
+#define VECPROP_WGMMA_KERNEL_TILE(name, Tile, Act, T)                                         \
+    extern "C" __global__ void __launch_bounds__(Tile::THREADS, 1)                             \
+        name(const __grid_constant__ ::vecprop::TensorMap a_map,                               \
+             const __grid_constant__ ::vecprop::TensorMap w_map, const T* __restrict__ bias,   \
+             T* __restrict__ out, int m, int n, int k) {                                        \
+        ::vecprop::wgmma_dense<Tile, T, Act>(a_map, w_map, bias, out, m, n, k);                \
     }
 
-VECPROP_FOR_EACH_ACTIVATION(VECPROP_WGMMA_KERNEL, f16, ::vecprop::half_t)
-VECPROP_FOR_EACH_ACTIVATION(VECPROP_WGMMA_KERNEL, bf16, ::vecprop::bf16_t)
+#define VECPROP_WGMMA_KERNELS(act, Act, dtype, T)                                              \
+    VECPROP_WGMMA_KERNEL_TILE(wgmma_##act##_##dtype, ::vecprop::HopperWide, Act, T)            \
+    VECPROP_WGMMA_KERNEL_TILE(wgmma_narrow_##act##_##dtype, ::vecprop::HopperNarrow, Act, T)
+
+VECPROP_FOR_EACH_ACTIVATION(VECPROP_WGMMA_KERNELS, f16, ::vecprop::half_t)
+VECPROP_FOR_EACH_ACTIVATION(VECPROP_WGMMA_KERNELS, bf16, ::vecprop::bf16_t)

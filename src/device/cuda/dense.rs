@@ -214,7 +214,8 @@ pub(crate) fn run_dense<T: GpuElement>(
                 activation: fused_activation,
             };
             if op == KernelOp::Wgmma {
-                hopper::wgmma_dense(kernels, &lane.stream, fused)?;
+                let multiprocessors = device.info.multiprocessors;
+                hopper::wgmma_dense(kernels, &lane.stream, multiprocessors, fused)?;
             } else {
                 kernels::fused_dense(kernels, &lane.stream, op, fused)?;
             }

@@ -24,14 +24,40 @@ use super::GpuElement;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 
-/// Output tile edge and threads per block (kernels/hopper_dense_sm90a.cu, `HopperTile`).
-const TILE: usize = 128;
+/// Output tile rows and threads per block (kernels/hopper_dense_sm90a.cu, `HopperTile`).
+const TILE_ROWS: usize = 128;
 const THREADS: u32 = 384;
 /// k depth of one TMA box and the column width of one 128-byte swizzled W box.
 const BOX_K: u32 = 64;
 const BOX_W_COLS: u32 = 64;
-/// `HopperTile::SHARED_BYTES`: 4 stages of 32 KB, 8 mbarriers and 1 KB of alignment slack.
-pub(crate) const SHARED_BYTES: u32 = 4 * 32 * 1024 + 2 * 4 * 8 + 1024;
+
+/// Output tile columns: `HopperWide` (wgmma_*) 256, `HopperNarrow` (wgmma_narrow_*) 128.
+fn tile_cols(op: KernelOp) -> usize {
+    if op == KernelOp::Wgmma {
+        256
+    } else {
+        128
+    }
+}
+
+/// `HopperTile::SHARED_BYTES`: the stages (16 KB of A + 64 k × tile columns of W each), two
+/// mbarriers per stage and 1 KB of alignment slack; the kernel asserts the same numbers.
+pub(crate) fn shared_bytes(op: KernelOp) -> u32 {
+    let stages: u32 = if op == KernelOp::Wgmma { 4 } else { 6 };
+    let stage = 16 * 1024 + BOX_K * tile_cols(op) as u32 * 2;
+    stages * stage + 2 * stages * 8 + 1024
+}
+
+/// The wide tiles where they leave no multiprocessor idle and the layer is wider than the
+/// narrow tile; the narrow ones otherwise.
+fn pick_tiles(m: usize, n: usize, multiprocessors: usize) -> KernelOp {
+    let wide_blocks = m.div_ceil(TILE_ROWS) * n.div_ceil(256);
+    if n > 128 && wide_blocks >= multiprocessors {
+        KernelOp::Wgmma
+    } else {
+        KernelOp::WgmmaNarrow
+    }
+}
 
 /// A `CUtensorMap` as a kernel argument, passed by value.
 #[repr(transparent)]
@@ -110,6 +136,7 @@ fn tensor_map(
 pub(crate) fn wgmma_dense<T: GpuElement>(
     kernels: &KernelCache,
     stream: &CudaStream,
+    multiprocessors: usize,
     ops: DenseOperands<'_, '_, T>,
 ) -> Result<()> {
     let (m, n, k) = (ops.m, ops.n, ops.k);
@@ -135,7 +162,7 @@ pub(crate) fn wgmma_dense<T: GpuElement>(
     }
     let (a_address, a_read) = ops.a.device_ptr(stream);
     let (w_address, w_read) = ops.w.device_ptr(stream);
-    if m > 65_535 * TILE
+    if m > 65_535 * TILE_ROWS
         || !tma_addressable(a_address, k)
         || !tma_addressable(w_address, n)
         || !matches!(T::DTYPE, DType::F16 | DType::BF16)
@@ -143,13 +170,18 @@ pub(crate) fn wgmma_dense<T: GpuElement>(
         drop((a_read, w_read));
         return kernels::fused_dense(kernels, stream, KernelOp::Fused, ops);
     }
-    let a_map = tensor_map(a_address, T::DTYPE, m, k, BOX_K, TILE as u32)?;
+    let op = pick_tiles(m, n, multiprocessors);
+    let a_map = tensor_map(a_address, T::DTYPE, m, k, BOX_K, TILE_ROWS as u32)?;
     let w_map = tensor_map(w_address, T::DTYPE, k, n, BOX_W_COLS, BOX_K)?;
-    let function = kernels.get_with_shared(KernelOp::Wgmma, ops.activation, T::DTYPE)?;
+    let function = kernels.get_with_shared(op, ops.activation, T::DTYPE)?;
     let config = LaunchConfig {
-        grid_dim: (n.div_ceil(TILE) as u32, m.div_ceil(TILE) as u32, 1),
+        grid_dim: (
+            n.div_ceil(tile_cols(op)) as u32,
+            m.div_ceil(TILE_ROWS) as u32,
+            1,
+        ),
         block_dim: (THREADS, 1, 1),
-        shared_mem_bytes: SHARED_BYTES,
+        shared_mem_bytes: shared_bytes(op),
     };
     let (m_i, n_i, k_i) = (m as i32, n as i32, k as i32);
     let mut launch = stream.launch_builder(&function);
@@ -173,8 +205,9 @@ pub(crate) fn wgmma_dense<T: GpuElement>(
     // 3. `a_read`/`w_read` keep cudarc's read tracking of `a` and `w` alive until after the
     //    launch is queued (they record the read when dropped below); `bias` and `out` are
     //    tracked by the launch builder. The caller synchronises before freeing or reuse.
-    // 4. 384 threads and SHARED_BYTES of dynamic shared memory are what the kernel is built
-    //    for; `get_with_shared` raised the function's limit; grid.y ≤ 65535 was checked.
+    // 4. 384 threads and `shared_bytes(op)` of dynamic shared memory are what the kernel is
+    //    built for (it asserts the same sizes); `get_with_shared` raised the function's
+    //    limit; the grid covers m and n with its tile, and grid.y ≤ 65535 was checked.
     unsafe { launch.launch(config) }
         .during(&format!("launching wgmma_{}", ops.activation))?;
     drop((a_read, w_read));
@@ -184,6 +217,20 @@ pub(crate) fn wgmma_dense<T: GpuElement>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_memory_matches_the_kernels_static_asserts() {
+        assert_eq!(shared_bytes(KernelOp::WgmmaNarrow), 197_728);
+        assert_eq!(shared_bytes(KernelOp::Wgmma), 197_696);
+    }
+
+    #[test]
+    fn narrow_tiles_for_narrow_or_small_layers() {
+        assert_eq!(pick_tiles(16384, 4096, 132), KernelOp::Wgmma);
+        assert_eq!(pick_tiles(65536, 512, 132), KernelOp::Wgmma);
+        assert_eq!(pick_tiles(65536, 128, 132), KernelOp::WgmmaNarrow);
+        assert_eq!(pick_tiles(1000, 512, 132), KernelOp::WgmmaNarrow);
+    }
 
     #[test]
     fn tma_needs_16_byte_rows_and_addresses() {

@@ -34,8 +34,11 @@ pub(crate) enum KernelOp {
     FusedSmall,
     /// `simt_warp_<act>_f32`: f32 GEMM + bias + activation, warp-tiled, 64 KB dynamic shared.
     SimtWarp,
-    /// `wgmma_<act>_{f16,bf16}`: Hopper (sm_90a) wgmma + TMA; launched by `super::hopper`.
+    /// `wgmma_<act>_{f16,bf16}`: Hopper (sm_90a) wgmma + TMA, 128×256 tiles; launched by
+    /// `super::hopper`.
     Wgmma,
+    /// `wgmma_narrow_<act>_{f16,bf16}`: the same with 128×128 tiles.
+    WgmmaNarrow,
 }
 
 impl KernelOp {
@@ -46,6 +49,7 @@ impl KernelOp {
             KernelOp::FusedSmall => "fused_small",
             KernelOp::SimtWarp => "simt_warp",
             KernelOp::Wgmma => "wgmma",
+            KernelOp::WgmmaNarrow => "wgmma_narrow",
         }
     }
 
@@ -54,7 +58,7 @@ impl KernelOp {
             KernelOp::BiasActivation => "epilogue",
             KernelOp::Fused | KernelOp::FusedSmall => "fused_dense",
             KernelOp::SimtWarp => "simt_warp",
-            KernelOp::Wgmma => "hopper_dense_sm90a",
+            KernelOp::Wgmma | KernelOp::WgmmaNarrow => "hopper_dense_sm90a",
         }
     }
 
@@ -62,7 +66,7 @@ impl KernelOp {
     pub(crate) fn dynamic_shared_bytes(self) -> u32 {
         match self {
             KernelOp::SimtWarp => 64 * 1024,
-            KernelOp::Wgmma => super::hopper::SHARED_BYTES,
+            KernelOp::Wgmma | KernelOp::WgmmaNarrow => super::hopper::shared_bytes(self),
             _ => 0,
         }
     }
@@ -305,7 +309,10 @@ pub(crate) fn fused_dense<T: GpuElement>(
         k,
         activation,
     } = ops;
-    if matches!(op, KernelOp::BiasActivation | KernelOp::Wgmma) {
+    if matches!(
+        op,
+        KernelOp::BiasActivation | KernelOp::Wgmma | KernelOp::WgmmaNarrow
+    ) {
         return Err(Error::InvalidArgument(format!(
             "{} is not launched with fused_dense's arguments",
             op.prefix()
@@ -397,6 +404,7 @@ mod tests {
             for (op, dtypes) in [
                 (KernelOp::SimtWarp, &[DType::F32][..]),
                 (KernelOp::Wgmma, &[DType::F16, DType::BF16][..]),
+                (KernelOp::WgmmaNarrow, &[DType::F16, DType::BF16][..]),
             ] {
                 for &dtype in dtypes {
                     let name = kernel_name(op, activation, dtype).unwrap();
