@@ -20,6 +20,9 @@ import os
 import sys
 import tempfile
 
+# vecprop's own single-kernel layers besides the `fused*` ones: compared like them.
+OWN_KERNELS = {"simt_warp", "wgmma"}
+
 # Known variants, in the order the tables show them; others follow, sorted.
 ORDER = [
     "cublas-gemm-only",
@@ -27,6 +30,8 @@ ORDER = [
     "cublaslt-bias+act",
     "fused",
     "fused_small",
+    "simt_warp",
+    "wgmma",
     "cpu",
     "torch-eager",
     "torch-compile",
@@ -119,7 +124,7 @@ def shape_tables(rows):
     for (k, n, dtype) in sorted(table, key=lambda t: (t[0] * t[1], t[0], t[1], DTYPE_ORDER.get(t[2], 9), t[2])):
         cells = table[(k, n, dtype)]
         variants = sorted({v for _, v in cells}, key=variant_key)
-        fused = [v for v in variants if v.startswith("fused")]
+        fused = [v for v in variants if v.startswith("fused") or v in OWN_KERNELS]
         torch_variants = [v for v in variants if v in TORCH]
         has_ceiling = GEMM_ONLY in variants
         header = ["M"] + variants
