@@ -5,7 +5,7 @@
 //! kernel names. The launch wrappers check every size against the buffers before the one
 //! `unsafe` call, whose SAFETY comment rests on those checks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use cudarc::driver::sys::{CUfunction_attribute, CUresult};
@@ -102,6 +102,11 @@ pub(crate) struct KernelCache {
     context: Arc<CudaContext>,
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
     functions: Mutex<HashMap<String, CudaFunction>>,
+    /// Kernels whose dynamic shared memory limit is already raised (once each, so that no
+    /// attribute call happens while a stream is being captured into a graph).
+    shared_raised: Mutex<HashSet<String>>,
+    /// Modules the driver refused, so that `loads` asks it only once.
+    refused: Mutex<HashSet<&'static str>>,
     multiprocessors: u32,
 }
 
@@ -111,6 +116,8 @@ impl KernelCache {
             context,
             modules: Mutex::default(),
             functions: Mutex::default(),
+            shared_raised: Mutex::default(),
+            refused: Mutex::default(),
             multiprocessors: u32::try_from(multiprocessors).unwrap_or(u32::MAX).max(1),
         }
     }
@@ -138,7 +145,15 @@ impl KernelCache {
     /// Whether the module of `op` is in this build and the driver accepts it (an sm_90a
     /// module loads only on a compute capability 9.0 GPU with a driver that takes it).
     pub(crate) fn loads(&self, op: KernelOp) -> bool {
-        self.module(op.module()).is_ok()
+        let name = op.module();
+        if lock(&self.refused).contains(name) {
+            return false;
+        }
+        let loaded = self.module(name).is_ok();
+        if !loaded {
+            lock(&self.refused).insert(name);
+        }
+        loaded
     }
 
     /// The kernel `<op>_<act>_<dtype>` with its dynamic shared memory limit raised to what
@@ -151,13 +166,15 @@ impl KernelCache {
     ) -> Result<CudaFunction> {
         let function = self.get(op, activation, dtype)?;
         let bytes = op.dynamic_shared_bytes();
-        if bytes > 0 {
+        let name = kernel_name(op, activation, dtype)?;
+        if bytes > 0 && !lock(&self.shared_raised).contains(&name) {
             function
                 .set_attribute(
                     CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                     i32::try_from(bytes).unwrap_or(i32::MAX),
                 )
-                .during(&format!("allowing {bytes} bytes of shared memory for {}", op.prefix()))?;
+                .during(&format!("allowing {bytes} bytes of shared memory for {name}"))?;
+            lock(&self.shared_raised).insert(name);
         }
         Ok(function)
     }
