@@ -51,7 +51,11 @@ fn macs_per_row(widths: &[usize]) -> usize {
 /// Whether cuda:0 is a compute capability 9.0 GPU (the only one the wgmma kernel is built for).
 fn is_hopper() -> bool {
     describe_devices()
-        .map(|lines| lines.iter().any(|line| line.starts_with("cuda:0 (") && line.contains(", sm_90,")))
+        .map(|lines| {
+            lines
+                .iter()
+                .any(|line| line.starts_with("cuda:0 (") && line.contains(", sm_90,"))
+        })
         .unwrap_or(false)
 }
 
@@ -91,7 +95,10 @@ fn check_network(device: &Device, network: &Network, kernel: &str, dtype: DType,
         .compile(device, options)
         .unwrap_or_else(|err| panic!("compiling {widths:?} for {kernel} {dtype}: {err}"));
     for choice in plan.kernel_choices() {
-        assert!(choice.contains(kernel), "{widths:?}: {choice} is not {kernel}");
+        assert!(
+            choice.contains(kernel),
+            "{widths:?}: {choice} is not {kernel}"
+        );
     }
     for rows in ROWS {
         if rows > 1000 && macs_per_row(widths) > LARGE_BATCH_MAX_MACS_PER_ROW {
@@ -130,8 +137,12 @@ fn simt_warp_f32() {
 #[test]
 fn simt_warp_refuses_16_bit() {
     let (_, cuda) = gpu();
-    assert!(cuda.force_fused_kernel(Some("simt_warp"), DType::BF16).is_err());
-    assert!(cuda.force_fused_kernel(Some("no_such_kernel"), DType::F32).is_err());
+    assert!(cuda
+        .force_fused_kernel(Some("simt_warp"), DType::BF16)
+        .is_err());
+    assert!(cuda
+        .force_fused_kernel(Some("no_such_kernel"), DType::F32)
+        .is_err());
 }
 
 /// Auto times the new kernels where they run (their timings appear in the reason) and only
@@ -139,9 +150,14 @@ fn simt_warp_refuses_16_bit() {
 #[test]
 fn auto_times_the_new_kernels() {
     let (device, cuda): (Device, CudaDevice) = gpu();
-    cuda.force_fused_kernel(None, DType::F32).expect("un-forcing");
+    cuda.force_fused_kernel(None, DType::F32)
+        .expect("un-forcing");
     let hopper = is_hopper();
-    for (dtype, kernel) in [(DType::F32, "simt_warp"), (DType::BF16, "wgmma"), (DType::F16, "wgmma")] {
+    for (dtype, kernel) in [
+        (DType::F32, "simt_warp"),
+        (DType::BF16, "wgmma"),
+        (DType::F16, "wgmma"),
+    ] {
         let mut network = random_network(&[784, 512], &[Activation::Sigmoid], 7);
         network.set_dtype(dtype);
         let options = PlanOptions {
@@ -150,7 +166,9 @@ fn auto_times_the_new_kernels() {
             strategy: Strategy::Auto,
             ..PlanOptions::default()
         };
-        let plan = network.compile(&device, options).expect("compiling with auto");
+        let plan = network
+            .compile(&device, options)
+            .expect("compiling with auto");
         let choices = plan.kernel_choices().join("; ");
         let expected = kernel != "wgmma" || hopper;
         assert_eq!(

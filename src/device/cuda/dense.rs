@@ -190,7 +190,10 @@ pub(crate) fn run_dense<T: GpuElement>(
             }
             kernels::bias_activation(kernels, &lane.stream, activation, out, None, m, n)
         }
-        LayerKernel::Fused | LayerKernel::FusedSmall | LayerKernel::SimtWarp | LayerKernel::Wgmma => {
+        LayerKernel::Fused
+        | LayerKernel::FusedSmall
+        | LayerKernel::SimtWarp
+        | LayerKernel::Wgmma => {
             let op = match kernel {
                 LayerKernel::Fused => KernelOp::Fused,
                 LayerKernel::FusedSmall => KernelOp::FusedSmall,

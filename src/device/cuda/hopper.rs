@@ -151,8 +151,7 @@ pub(crate) fn wgmma_dense<T: GpuElement>(
             )));
         }
     }
-    if ops.a.len() < m * k || ops.w.len() < k * n || ops.bias.len() < n || ops.out.len() < m * n
-    {
+    if ops.a.len() < m * k || ops.w.len() < k * n || ops.bias.len() < n || ops.out.len() < m * n {
         return Err(Error::InvalidArgument(format!(
             "the operands are too small for a {m}x{k} by {k}x{n} layer"
         )));
@@ -208,8 +207,7 @@ pub(crate) fn wgmma_dense<T: GpuElement>(
     // 4. 384 threads and `shared_bytes(op)` of dynamic shared memory are what the kernel is
     //    built for (it asserts the same sizes); `get_with_shared` raised the function's
     //    limit; the grid covers m and n with its tile, and grid.y ≤ 65535 was checked.
-    unsafe { launch.launch(config) }
-        .during(&format!("launching wgmma_{}", ops.activation))?;
+    unsafe { launch.launch(config) }.during(&format!("launching wgmma_{}", ops.activation))?;
     drop((a_read, w_read));
     Ok(())
 }

@@ -173,7 +173,9 @@ impl KernelCache {
                     CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                     i32::try_from(bytes).unwrap_or(i32::MAX),
                 )
-                .during(&format!("allowing {bytes} bytes of shared memory for {name}"))?;
+                .during(&format!(
+                    "allowing {bytes} bytes of shared memory for {name}"
+                ))?;
             lock(&self.shared_raised).insert(name);
         }
         Ok(function)
@@ -435,7 +437,10 @@ mod tests {
             }
         }
         let hopper = ptx::module(KernelOp::Wgmma.module()).unwrap_or_default();
-        assert!(hopper.contains(".target sm_90a"), "the wgmma module targets sm_90a");
+        assert!(
+            hopper.contains(".target sm_90a"),
+            "the wgmma module targets sm_90a"
+        );
         assert!(hopper.contains("wgmma.mma_async") && hopper.contains("cp.async.bulk.tensor"));
     }
 

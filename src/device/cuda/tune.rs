@@ -46,10 +46,19 @@ impl<T: GpuElement> GpuPlan<T> {
                 0 => None,
                 edge => Some(edge),
             };
-            let forced_kernel = *self.device.inner.forced_fused_kernel.lock().unwrap_or_else(|p| p.into_inner());
+            let forced_kernel = *self
+                .device
+                .inner
+                .forced_fused_kernel
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             if let (Strategy::Fused, Some(kernel)) = (strategy, forced_kernel) {
                 let reason = format!("strategy {strategy}, forced {kernel}");
-                return Ok(self.layers.iter().map(|_| (kernel, reason.clone())).collect());
+                return Ok(self
+                    .layers
+                    .iter()
+                    .map(|_| (kernel, reason.clone()))
+                    .collect());
             }
             return Ok(self
                 .layers
