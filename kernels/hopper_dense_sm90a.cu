@@ -30,8 +30,9 @@
 // - The ring has STAGES stages in dynamic shared memory (48 KB wide, 32 KB narrow), 1024-byte
 //   aligned as the 128-byte swizzle requires; the mbarriers sit after the ring.
 // - Epilogue from the accumulators: + bias, g (common.cuh's activation functors), round to T,
-//   one bounds-checked store per pair of columns. Rows ≥ m and columns ≥ n were loaded as TMA
-//   zeros and are not stored; the k tail is zero in both operands and adds nothing.
+//   staged in the (then idle) ring and written out as coalesced 16-byte chunks, bounds-checked.
+//   Rows ≥ m and columns ≥ n were loaded as TMA zeros and are not stored; the k tail is zero
+//   in both operands and adds nothing.
 #include "hopper_sm90a.cuh"
 
 namespace vecprop {
@@ -53,11 +54,14 @@ template <int BN_, int STAGES_> struct HopperTile {
     /// Dynamic shared memory to ask for: the ring, the barriers, and slack to align the base.
     static constexpr int SHARED_BYTES = RING_BYTES + 2 * STAGES * 8 + ALIGN;
     static constexpr int PRODUCER_REGS = 40, CONSUMER_REGS = 232;
+    /// The epilogue stages each consumer's 64 × BN outputs (as T) in the idle ring.
+    static constexpr int STAGING_ROW_BYTES = BN * 2 + 16;
 
     static_assert(BK * 2 == 128, "one A row of a tile is one 128-byte swizzle row");
     static_assert(BN == 128 || BN == 256, "the consumers issue m64n128 or m64n256 wgmma");
     static_assert(BM == 64 * CONSUMERS, "one consumer per 64 rows");
     static_assert(SHARED_BYTES <= 227 * 1024, "fits Hopper's 227 KB per block");
+    static_assert(CONSUMERS * 64 * STAGING_ROW_BYTES <= RING_BYTES, "staging fits the ring");
     static_assert(128 * PRODUCER_REGS + 128 * CONSUMERS * CONSUMER_REGS <= 65536,
                   "setmaxnreg budgets fit the register file");
 };
@@ -68,6 +72,58 @@ using HopperNarrow = HopperTile<128, 6>;
 using HopperWide = HopperTile<256, 4>;
 static_assert(HopperNarrow::SHARED_BYTES == 197728 && HopperWide::SHARED_BYTES == 197696,
               "hopper.rs passes these sizes");
+
+/// Epilogue of one consumer warpgroup: out[row0 .. +64][col0 .. +BN] = g(acc + bias), rounded
+/// to T. The fragments go to `staging` (64 rows of STAGING_ROW_BYTES, padded by 16 bytes so
+/// that a warp's 8 rows × 4 column pairs hit 32 distinct banks), then the warpgroup copies
+/// rows out as 16-byte chunks, a warp writing 512 contiguous bytes of a row at a time.
+template <typename Tile, typename T, typename Act>
+__device__ __forceinline__ void store_tile(const float (&acc)[Tile::ACCUMULATORS],
+                                           uint8_t* staging, const T* __restrict__ bias,
+                                           T* __restrict__ out, int m, int n, int row0,
+                                           int col0, int consumer) {
+    // Accumulator fragment of m64nN (PTX ISA, wgmma D layout): warp w of the warpgroup holds
+    // rows 16w + lane/4 (+8); acc[4j + {0,1}] are columns 8j + 2(lane%4) + {0,1} of the first
+    // row, acc[4j + {2,3}] the same columns of the second.
+    const int thread = threadIdx.x % 128, warp = thread / 32, lane = thread % 32;
+#pragma unroll
+    for (int j = 0; j < Tile::BN / 8; ++j) {
+        const int local_col = j * 8 + 2 * (lane % 4);
+        const int col = col0 + local_col;
+        const float b0 = col < n ? to_float(bias[col]) : 0.0f;
+        const float b1 = col + 1 < n ? to_float(bias[col + 1]) : 0.0f;
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+            const int local_row = warp * 16 + lane / 4 + 8 * half;
+            const float v0 = Act::apply(acc[4 * j + 2 * half] + b0);
+            const float v1 = Act::apply(acc[4 * j + 2 * half + 1] + b1);
+            *reinterpret_cast<uint32_t*>(staging + local_row * Tile::STAGING_ROW_BYTES +
+                                         local_col * 2) = pack2<T>(v0, v1);
+        }
+    }
+    named_barrier_sync(2 + consumer, 128);  // this warpgroup's staging is complete
+
+    constexpr int CHUNKS = Tile::BN / 8;  // 16-byte chunks per staged row
+    const bool vec = n % 8 == 0 && is_aligned(out, 16);
+#pragma unroll 4
+    for (int idx = thread; idx < 64 * CHUNKS; idx += 128) {
+        const int local_row = idx / CHUNKS, chunk = idx % CHUNKS;
+        const int row = row0 + local_row, col = col0 + chunk * 8;
+        if (row >= m || col >= n) continue;
+        const uint4 v = *reinterpret_cast<const uint4*>(
+            staging + local_row * Tile::STAGING_ROW_BYTES + chunk * 16);
+        T* dst = out + static_cast<size_t>(row) * n + col;
+        if (vec) {
+            *reinterpret_cast<uint4*>(dst) = v;  // n % 8 == 0: the whole chunk is inside
+        } else {
+#pragma unroll
+            for (int e = 0; e < 8; ++e) {
+                const uint32_t bits = word_of(v, e / 2) >> (16 * (e % 2));
+                if (col + e < n) dst[e] = T{static_cast<uint16_t>(bits & 0xffffu)};
+            }
+        }
+    }
+}
 
 template <typename Tile, typename T, typename Act>
 __device__ __forceinline__ void wgmma_dense(const TensorMap& a_map, const TensorMap& w_map,
@@ -147,32 +203,12 @@ __device__ __forceinline__ void wgmma_dense(const TensorMap& a_map, const Tensor
 #pragma unroll
     for (int i = 0; i < Tile::ACCUMULATORS; ++i) register_fence(acc[i]);
 
-    // Accumulator fragment of m64nN (PTX ISA, wgmma D layout): warp w of the warpgroup holds
-    // rows 16w + lane/4 (+8); acc[4j + {0,1}] are columns 8j + 2(lane%4) + {0,1} of the first
-    // row, acc[4j + {2,3}] the same columns of the second.
-    const int warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
-    const int row0 = block_row + consumer * 64 + warp * 16 + lane / 4;
-    const bool pairs = (n % 2 == 0) && is_aligned(out, 4);
-#pragma unroll
-    for (int j = 0; j < Tile::BN / 8; ++j) {
-        const int col = block_col + j * 8 + 2 * (lane % 4);
-        const float b0 = col < n ? to_float(bias[col]) : 0.0f;
-        const float b1 = col + 1 < n ? to_float(bias[col + 1]) : 0.0f;
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {
-            const int row = row0 + 8 * half;
-            if (row >= m) continue;
-            const float v0 = Act::apply(acc[4 * j + 2 * half] + b0);
-            const float v1 = Act::apply(acc[4 * j + 2 * half + 1] + b1);
-            T* dst = out + static_cast<size_t>(row) * n + col;
-            if (pairs && col + 1 < n) {
-                *reinterpret_cast<uint32_t*>(dst) = pack2<T>(v0, v1);
-            } else {
-                if (col < n) dst[0] = from_float<T>(v0);
-                if (col + 1 < n) dst[1] = from_float<T>(v1);
-            }
-        }
-    }
+    // The epilogue reuses the ring as staging: wait until both consumers' wgmma are done
+    // reading it. (The producer wrote nothing after the last `full` wait.)
+    async_proxy_fence();
+    named_barrier_sync(1, 128 * Tile::CONSUMERS);
+    store_tile<Tile, T, Act>(acc, ring + consumer * 64 * Tile::STAGING_ROW_BYTES, bias, out, m,
+                             n, block_row + consumer * 64, block_col, consumer);
 }
 
 }  // namespace vecprop

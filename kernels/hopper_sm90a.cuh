@@ -62,6 +62,18 @@ __device__ __forceinline__ void mbarrier_wait(uint64_t* bar, uint32_t parity) {
         : "memory");
 }
 
+/// Barrier `id` (1..15; 0 is __syncthreads) over the first `threads` threads to arrive, a
+/// multiple of 32: lets some warpgroups synchronise without the others.
+__device__ __forceinline__ void named_barrier_sync(int id, int threads) {
+    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
+/// Orders this thread's shared-memory accesses of the async proxy (TMA, wgmma) before its
+/// following generic ones.
+__device__ __forceinline__ void async_proxy_fence() {
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+
 // ---------------------------------------------------------------------------------------
 // TMA
 // ---------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
 # with no local-memory traffic (LDL/STL). Also checks the compute_80 `simt_warp_*` kernels,
 # assembled for sm_90, for LDL/STL and for 128-bit shared loads (LDS.128).
 #
-#   scripts/check-sass.sh [PTX_DIR]      # default: the newest target/*/build/vecprop-*/out
+#   scripts/check-sass.sh [PTX_DIR]      # default: the build output with the newest sm_90a PTX
 #
 # ptxas: $PTXAS, else next to $NVCC, else .toolchain/cuda (scripts/install-nvcc.sh).
 # nvdisasm: $NVDISASM, else .toolchain/nvdisasm (scripts/install-nvdisasm.sh).
@@ -13,7 +13,9 @@
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-ptx_dir="${1:-$(ls -td "$repo_root"/target/*/build/vecprop-*/out 2>/dev/null | head -n 1)}"
+# Default: the build directory holding the newest sm_90a PTX (directory times are not reliable).
+newest_ptx="$(ls -t "$repo_root"/target/*/build/vecprop-*/out/*_sm90a.ptx 2>/dev/null | head -n 1 || true)"
+ptx_dir="${1:-${newest_ptx%/*}}"
 [[ -d "$ptx_dir" ]] || { echo "check-sass: no PTX directory (build with --features cuda first)" >&2; exit 1; }
 ptxas="${PTXAS:-}"
 if [[ -z "$ptxas" && -n "${NVCC:-}" ]]; then ptxas="$(dirname "$NVCC")/ptxas"; fi
