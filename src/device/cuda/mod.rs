@@ -4,6 +4,7 @@
 //! - [`stream`]: a lane (stream + cuBLAS handles) per concurrent caller; event timing.
 //! - [`pool`] and [`pinned`]: caching pools of device buffers and pinned host buffers.
 //! - [`kernels`]: lazy PTX loading and checked launches of the kernels in `kernels/ABI.md`.
+//!   `hopper`: the Hopper-only `wgmma` kernels (TMA tensor maps, launch, shape fallback).
 //! - [`blas`]: row-major GEMMs on cuBLAS and cuBLASLt.
 //! - [`dense`]: one dense layer by each strategy; [`plan`]: a whole network, whose passes
 //!   are in [`pass`], kernel choice (and tuning caches) in [`tune`], CUDA Graph capture
