@@ -102,7 +102,7 @@ cat "$table"
 if [[ -n "$out_file" ]]; then cp "$table" "$out_file"; fi
 
 # Fused kernels must not spill nor use a stack frame.
-bad="$(awk 'NR > 1 && $1 ~ /^fused_/ && ($5 > 0 || $6 > 0 || $7 > 0)' "$table")"
+bad="$(awk 'NR > 1 && $1 ~ /^(fused_|simt_warp_|wgmma_)/ && ($5 > 0 || $6 > 0 || $7 > 0)' "$table")"
 if [[ -n "$bad" ]]; then
     echo "check-ptx: fused kernels with spills or a stack frame:" >&2
     echo "$bad" >&2
