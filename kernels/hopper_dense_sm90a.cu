@@ -3,13 +3,14 @@
 //
 //   wgmma_<act>_<dtype>(const __grid_constant__ TensorMap a_map,
 //                       const __grid_constant__ TensorMap w_map,
-//                       const T* bias, T* out, int m, int n, int k)
+//                       const T* bias, T* out, int m, int n, int k, float act_param)
 //       128×256 output tile per block, 384 threads, grid (ceil(n/256), ceil(m/128)),
 //       HopperWide::SHARED_BYTES of dynamic shared memory.
 //   wgmma_narrow_<act>_<dtype>(same arguments)
 //       128×128 output tile per block, 384 threads, grid (ceil(n/128), ceil(m/128)),
 //       HopperNarrow::SHARED_BYTES of dynamic shared memory.
-//   <dtype> ∈ f16, bf16; bias never NULL.
+//   <dtype> ∈ f16, bf16; bias never NULL; act_param: leaky_relu's slope, ignored by the
+//   other activations.
 //
 // The host builds the two tensor maps (cuTensorMapEncodeTiled, src/device/cuda/hopper.rs):
 // `a_map` over a (m×k, row-major) with a box of 64 (k) × 128 (m) elements, `w_map` over w
@@ -81,7 +82,7 @@ template <typename Tile, typename T, typename Act>
 __device__ __forceinline__ void store_tile(const float (&acc)[Tile::ACCUMULATORS],
                                            uint8_t* staging, const T* __restrict__ bias,
                                            T* __restrict__ out, int m, int n, int row0,
-                                           int col0, int consumer) {
+                                           int col0, int consumer, const Act act) {
     // Accumulator fragment of m64nN (PTX ISA, wgmma D layout): warp w of the warpgroup holds
     // rows 16w + lane/4 (+8); acc[4j + {0,1}] are columns 8j + 2(lane%4) + {0,1} of the first
     // row, acc[4j + {2,3}] the same columns of the second.
@@ -95,8 +96,8 @@ __device__ __forceinline__ void store_tile(const float (&acc)[Tile::ACCUMULATORS
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
             const int local_row = warp * 16 + lane / 4 + 8 * half;
-            const float v0 = Act::apply(acc[4 * j + 2 * half] + b0);
-            const float v1 = Act::apply(acc[4 * j + 2 * half + 1] + b1);
+            const float v0 = act.apply(acc[4 * j + 2 * half] + b0);
+            const float v1 = act.apply(acc[4 * j + 2 * half + 1] + b1);
             *reinterpret_cast<uint32_t*>(staging + local_row * Tile::STAGING_ROW_BYTES +
                                          local_col * 2) = pack2<T>(v0, v1);
         }
@@ -128,7 +129,7 @@ __device__ __forceinline__ void store_tile(const float (&acc)[Tile::ACCUMULATORS
 template <typename Tile, typename T, typename Act>
 __device__ __forceinline__ void wgmma_dense(const TensorMap& a_map, const TensorMap& w_map,
                                             const T* __restrict__ bias, T* __restrict__ out,
-                                            int m, int n, int k) {
+                                            int m, int n, int k, const Act act) {
     extern __shared__ uint8_t shared_raw[];
     // The ring starts at the first 1024-byte boundary (SHARED_BYTES has the slack).
     const uint32_t raw = shared_address(shared_raw);
@@ -208,7 +209,7 @@ __device__ __forceinline__ void wgmma_dense(const TensorMap& a_map, const Tensor
     async_proxy_fence();
     named_barrier_sync(1, 128 * Tile::CONSUMERS);
     store_tile<Tile, T, Act>(acc, ring + consumer * 64 * Tile::STAGING_ROW_BYTES, bias, out, m,
-                             n, block_row + consumer * 64, block_col, consumer);
+                             n, block_row + consumer * 64, block_col, consumer, act);
 }
 
 }  // namespace vecprop
@@ -217,8 +218,9 @@ __device__ __forceinline__ void wgmma_dense(const TensorMap& a_map, const Tensor
     extern "C" __global__ void __launch_bounds__(Tile::THREADS, 1)                             \
         name(const __grid_constant__ ::vecprop::TensorMap a_map,                               \
              const __grid_constant__ ::vecprop::TensorMap w_map, const T* __restrict__ bias,   \
-             T* __restrict__ out, int m, int n, int k) {                                        \
-        ::vecprop::wgmma_dense<Tile, T, Act>(a_map, w_map, bias, out, m, n, k);                \
+             T* __restrict__ out, int m, int n, int k, float act_param) {                       \
+        ::vecprop::wgmma_dense<Tile, T, Act>(a_map, w_map, bias, out, m, n, k,                 \
+                                             ::vecprop::make_activation<Act>(act_param));      \
     }
 
 #define VECPROP_WGMMA_KERNELS(act, Act, dtype, T)                                              \

@@ -247,8 +247,11 @@ fn bench_typed<T: GpuElement>(
             }
         }
         let ms = time(variant, &mut lane, &mut sets)?;
-        if let Variant::Dense(kernel, SIGMOID) = variant {
-            candidates.push((kernel, label, ms));
+        match variant {
+            Variant::Dense(kernel, activation) if activation == SIGMOID => {
+                candidates.push((kernel, label, ms));
+            }
+            _ => {}
         }
         measurements.push(Measurement::new(shape, label, T::DTYPE, ms));
     }

@@ -93,7 +93,6 @@ pub fn run(args: Args) -> Result<()> {
         cuda_graphs: args.cuda_graphs,
         allow_tf32: args.tf32,
         tuning: tuning.clone(),
-        ..PlanOptions::default()
     };
     let plan = network.compile(&device, options)?;
     if args.verbose {

@@ -28,7 +28,7 @@ pub(crate) enum LayerKernel {
     Fused,
     /// `fused_small_<act>` (64×64 tiles); softmax as for `Fused`.
     FusedSmall,
-    /// One cuBLASLt call whose epilogue adds the bias and applies g (relu, linear).
+    /// One cuBLASLt call whose epilogue adds the bias and applies g (relu, linear, gelu_tanh).
     CublasLtFused,
     /// `narrow<NP>_<act>`: W resident in shared memory, for n ≤ 256 (softmax in one pass).
     Narrow,

@@ -183,6 +183,7 @@ pub(crate) fn wgmma_dense<T: GpuElement>(
         shared_mem_bytes: shared_bytes(op),
     };
     let (m_i, n_i, k_i) = (m as i32, n as i32, k as i32);
+    let act_param = ops.activation.parameter();
     let mut launch = stream.launch_builder(&function);
     launch
         .arg(&a_map)
@@ -191,12 +192,13 @@ pub(crate) fn wgmma_dense<T: GpuElement>(
         .arg(&mut *ops.out)
         .arg(&m_i)
         .arg(&n_i)
-        .arg(&k_i);
+        .arg(&k_i)
+        .arg(&act_param);
     // SAFETY:
     // 1. The arguments match `wgmma_<act>_<dtype>(TensorMap a_map, TensorMap w_map, const T*
-    //    bias, T* out, int m, int n, int k)` in order and type: two 128-byte tensor maps by
-    //    value, two device pointers of `T` (the kernel was looked up by `T::DTYPE`), three
-    //    `i32`s (all products were checked to fit above).
+    //    bias, T* out, int m, int n, int k, float act_param)` in order and type: two 128-byte
+    //    tensor maps by value, two device pointers of `T` (the kernel was looked up by
+    //    `T::DTYPE`), three `i32`s (all products were checked to fit above) and an `f32`.
     // 2. The maps describe exactly `a` (m×k) and `w` (k×n) at their device addresses, whose
     //    views hold at least m·k and k·n elements (checked above); TMA never reads outside a
     //    map's extent (it fills zeros), and the kernel stores only rows < m and columns < n of

@@ -485,14 +485,21 @@ mod tests {
                     let Ok(name) = kernel_name(op, activation, dtype) else {
                         continue;
                     };
-                    let source = ptx::module(op.module()).unwrap_or_default();
-                    assert!(
-                        source.contains(&format!(".entry {name}(")),
-                        "module {} lacks {name}",
-                        op.module()
-                    );
+                    let params = ptx::entry_params(op.module(), &name);
+                    let params = params.unwrap_or_else(|| panic!("no {name} in the PTX"));
+                    // bias_*: z, bias, rows, cols, act_param; fused_*: a, w, bias, out, m,
+                    // n, k, act_param (ABI.md): what the launchers below push.
+                    let count = if op == KernelOp::BiasActivation { 5 } else { 8 };
+                    assert_eq!(params.len(), count, "{name}: {params:?}");
+                    assert_eq!(params.last().unwrap(), ".f32", "{name} ends in act_param");
                 }
             }
+        }
+        for activation in Activation::ALL.into_iter().filter(|a| a.is_elementwise()) {
+            let name = kernel_name(KernelOp::SimtWarp, activation, DType::F32).unwrap();
+            let params = ptx::entry_params(KernelOp::SimtWarp.module(), &name).unwrap();
+            assert_eq!(params.len(), 8, "{name}: {params:?}");
+            assert_eq!(params.last().unwrap(), ".f32", "{name} ends in act_param");
         }
     }
 }
