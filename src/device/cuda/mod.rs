@@ -1,14 +1,14 @@
 //! The CUDA backend (feature `cuda`): cuBLAS, cuBLASLt and vecprop's own kernels.
 //!
-//! - [`context`]: the context per GPU and its properties; [`describe_devices`].
-//! - [`stream`]: a lane (stream + cuBLAS handles) per concurrent caller; event timing.
-//! - [`pool`] and [`pinned`]: caching pools of device buffers and pinned host buffers.
-//! - [`kernels`]: lazy PTX loading and checked launches of the kernels in `kernels/ABI.md`.
+//! - `context`: the context per GPU and its properties; [`describe_devices`].
+//! - `stream`: a lane (stream + cuBLAS handles) per concurrent caller; event timing.
+//! - `pool` and `pinned`: caching pools of device buffers and pinned host buffers.
+//! - `kernels`: lazy PTX loading and checked launches of the kernels in `kernels/ABI.md`.
 //!   `hopper`: the Hopper-only `wgmma` kernels (TMA tensor maps, launch, shape fallback).
-//! - [`blas`]: row-major GEMMs on cuBLAS and cuBLASLt.
-//! - [`dense`]: one dense layer by each strategy; [`plan`]: a whole network, whose passes
-//!   are in [`pass`], kernel choice (and tuning caches) in [`tune`], CUDA Graph capture
-//!   and replay in [`graph_exec`], and the overlapping stream pipeline in [`streaming`].
+//! - `blas`: row-major GEMMs on cuBLAS and cuBLASLt.
+//! - `dense`: one dense layer by each strategy; `plan`: a whole network, whose passes
+//!   are in `pass`, kernel choice (and tuning caches) in `tune`, CUDA Graph capture
+//!   and replay in `graph_exec`, and the overlapping stream pipeline in `streaming`.
 //! - `narrow`, `splitk`, `network_kernel`: vecprop's own kernels where cuBLAS is weakest
 //!   (layers of up to 256 units, batches of up to 64 rows, whole small networks in one
 //!   launch); `network_plan`: whether a plan runs the whole-network kernel.
