@@ -1,5 +1,5 @@
 // fused_simt.cuh: out = g(A·W + bias) in f32 on the CUDA cores, one block per BM×BN tile of
-// `out`. Used by fused_dense.cu for the `fused_<act>_f32` and `fused_small_<act>_f32` kernels
+// `out`. Used by fused_dense.cu (`fused_<act>_f32`, `fused_small_<act>_f32`) and simt_warp.cu
 // (launch contract in kernels/ABI.md).
 //
 // Tiling (shared-memory tiles + 2-D register blocking):
@@ -28,8 +28,21 @@
 
 namespace vecprop {
 
-template <int BM_, int BN_, int BK_, int TM_, int TN_, int STAGES_> struct SimtTile {
+/// The block tile, thread tile, k depth and pipeline depth of the f32 kernel.
+///
+/// WARP_ROWS = 0: threads are numbered row-major over the THREADS_M × THREADS_N thread grid
+/// (a warp spans 32 / THREADS_N thread rows). WARP_ROWS = r > 0 (warp tiling): each warp owns
+/// an r × (32 / r) patch of the thread grid, so that for one k its float4 reads of A cover
+/// r × 16 bytes and of W (32 / r) × 16 bytes, each within one shared-memory wavefront, and
+/// its accumulators are a compact sub-tile of the output.
+/// DYNAMIC: the stages live in dynamic shared memory (beyond the 48 KB static limit; the
+/// launch passes `sizeof(SimtShared<Tile>)` and raises the function's limit).
+template <int BM_, int BN_, int BK_, int TM_, int TN_, int STAGES_, int WARP_ROWS_ = 0,
+          bool DYNAMIC_ = false>
+struct SimtTile {
     static constexpr int BM = BM_, BN = BN_, BK = BK_, TM = TM_, TN = TN_, STAGES = STAGES_;
+    static constexpr int WARP_ROWS = WARP_ROWS_;
+    static constexpr bool DYNAMIC = DYNAMIC_;
     static constexpr int THREADS_M = BM / TM;
     static constexpr int THREADS_N = BN / TN;
     static constexpr int THREADS = THREADS_M * THREADS_N;
@@ -47,13 +60,42 @@ template <int BM_, int BN_, int BK_, int TM_, int TN_, int STAGES_> struct SimtT
     static_assert((BK * BN / 4) % THREADS == 0, "every thread copies the same share of W");
     static_assert(THREADS % 32 == 0, "whole warps");
     static_assert(STAGES >= 2, "a pipeline needs at least two stages");
-    static_assert(STAGES * (BM + BN) * BK * 4 <= 48 * 1024, "static shared memory is at most 48 KB");
+    static_assert(DYNAMIC || STAGES * (BM + BN) * BK * 4 <= 48 * 1024,
+                  "static shared memory is at most 48 KB");
+    static_assert(STAGES * (BM + BN) * BK * 4 <= 227 * 1024, "at most 227 KB per block");
+    static_assert(WARP_ROWS == 0 || (32 % WARP_ROWS == 0 && THREADS_M % WARP_ROWS == 0 &&
+                                     THREADS_N % (32 / WARP_ROWS) == 0),
+                  "warp patches tile the thread grid");
+
+    /// This thread's (row, column) in the THREADS_M × THREADS_N thread grid.
+    __device__ __forceinline__ static int2 thread_position(int tid) {
+        if constexpr (WARP_ROWS == 0) {
+            return make_int2(tid / THREADS_N, tid % THREADS_N);
+        } else {
+            constexpr int WARP_COLS = 32 / WARP_ROWS;
+            constexpr int WARPS_N = THREADS_N / WARP_COLS;
+            const int warp = tid / 32, lane = tid % 32;
+            return make_int2((warp / WARPS_N) * WARP_ROWS + lane / WARP_COLS,
+                             (warp % WARPS_N) * WARP_COLS + lane % WARP_COLS);
+        }
+    }
 };
 
 template <typename Tile> struct SimtShared {
     float a[Tile::STAGES][Tile::BK][Tile::BM];  // A tile, transposed: a[stage][kk][row]
     float b[Tile::STAGES][Tile::BK][Tile::BN];  // W tile: b[stage][kk][col]
 };
+
+/// The block's stages: static shared memory, or the dynamic allocation for DYNAMIC tiles.
+template <typename Tile> __device__ __forceinline__ SimtShared<Tile>& simt_shared() {
+    if constexpr (Tile::DYNAMIC) {
+        extern __shared__ __align__(16) uint8_t simt_dynamic[];
+        return *reinterpret_cast<SimtShared<Tile>*>(simt_dynamic);
+    } else {
+        __shared__ __align__(16) SimtShared<Tile> smem;
+        return smem;
+    }
+}
 
 /// Starts the copies of k tile `k0` of A and W into `stage` (this thread's share).
 template <typename Tile>
@@ -111,12 +153,13 @@ __device__ __forceinline__ void fused_dense_simt(const float* __restrict__ a,
                                                  float* __restrict__ out, int m, int n, int k,
                                                  const Act act) {
     constexpr int TM = Tile::TM, TN = Tile::TN, BK = Tile::BK, STAGES = Tile::STAGES;
-    __shared__ __align__(16) SimtShared<Tile> smem;
+    SimtShared<Tile>& smem = simt_shared<Tile>();
 
     const int block_row = blockIdx.y * Tile::BM;
     const int block_col = blockIdx.x * Tile::BN;
-    const int thread_row = threadIdx.x / Tile::THREADS_N;
-    const int thread_col = threadIdx.x % Tile::THREADS_N;
+    const int2 position = Tile::thread_position(threadIdx.x);
+    const int thread_row = position.x;
+    const int thread_col = position.y;
     const bool w_vec = n % 4 == 0 && is_aligned(w, 16);
     const int k_tiles = ceil_div(k, BK);
 

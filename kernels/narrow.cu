@@ -1,8 +1,10 @@
 // narrow.cu: one dense layer with few columns, out = g(a · w + bias), W resident on chip.
 //
-//   narrow<NP>_<act>_<dtype>(const T* a, const T* w, const T* bias, T* out, int m, int n, int k)
+//   narrow<NP>_<act>_<dtype>(const T* a, const T* w, const T* bias, T* out, int m, int n, int k,
+//                            float act_param)
 //       NP ∈ {32, 64, 128, 256}: the kernel for n ≤ NP (use the smallest that fits).
 //       <act> is every element-wise activation and `softmax` (one pass: a warp owns rows).
+//       act_param: leaky_relu's slope, ignored by the other activations.
 //       256 threads (8 warps), any grid (persistent: warps stride over row tiles);
 //       dynamic shared memory = narrow_shared_bytes (below, mirrored in Rust).
 //
@@ -29,7 +31,7 @@ template <typename T, int NP> struct SharedWeights {
 template <typename T, typename Act, int CJ>
 __device__ __forceinline__ void narrow_dense(const T* __restrict__ a, const T* __restrict__ w,
                                              const T* __restrict__ bias, T* __restrict__ out,
-                                             int m, int n, int k) {
+                                             int m, int n, int k, const Act act) {
     constexpr int RM = 32 / CJ, NP = 32 * CJ;
     static_assert(RM * CJ == 32, "32 accumulators per lane");
     extern __shared__ __align__(16) unsigned char narrow_smem[];
@@ -67,7 +69,7 @@ __device__ __forceinline__ void narrow_dense(const T* __restrict__ a, const T* _
                                             k0, lane);
             __syncwarp();  // before the next chunk overwrites the staging area
         }
-        store_rows<T, Act, RM, CJ>(out, acc, b, m, n, row0, lane);
+        store_rows<T, Act, RM, CJ>(out, acc, b, m, n, row0, lane, act);
     }
 }
 
@@ -77,8 +79,9 @@ __device__ __forceinline__ void narrow_dense(const T* __restrict__ a, const T* _
     extern "C" __global__ void __launch_bounds__(::vecprop::kNarrowThreads)                     \
         narrow##NP##_##act##_##dtype(const T* __restrict__ a, const T* __restrict__ w,          \
                                      const T* __restrict__ bias, T* __restrict__ out, int m,    \
-                                     int n, int k) {                                            \
-        ::vecprop::narrow_dense<T, Act, CJ>(a, w, bias, out, m, n, k);                          \
+                                     int n, int k, float act_param) {                           \
+        ::vecprop::narrow_dense<T, Act, CJ>(a, w, bias, out, m, n, k,                           \
+                                            ::vecprop::make_activation<Act>(act_param));        \
     }
 
 #define VECPROP_NARROW(act, Act, dtype, T)         \

@@ -52,17 +52,19 @@ __device__ __forceinline__ void warp_rows_times_weights(float (&acc)[RM][CJ], co
 /// Softmax marker for the epilogue: rows are normalised across the warp.
 struct RowSoftmax {};
 
-/// The activated value of column slot j of one row: element-wise g, or (RowSoftmax) the
-/// row-wise stable softmax across the warp's lanes. `z[j]` holds acc + bias; slots with
-/// column ≥ n are ignored. Every lane of the warp must call this together (shuffles).
+/// The activated value of column slot j of one row: element-wise g (the functor `act`), or
+/// (RowSoftmax) the row-wise stable softmax across the warp's lanes. `z[j]` holds acc + bias;
+/// slots with column ≥ n are ignored. Every lane of the warp must call this together (shuffles).
 template <typename Act, int CJ> struct RowEpilogue {
-    __device__ __forceinline__ static void apply(float (&z)[CJ], int lane, int n) {
+    __device__ __forceinline__ static void apply(float (&z)[CJ], int lane, int n,
+                                                 const Act act) {
 #pragma unroll
-        for (int j = 0; j < CJ; ++j) z[j] = Act::apply(z[j]);
+        for (int j = 0; j < CJ; ++j) z[j] = act.apply(z[j]);
     }
 };
 template <int CJ> struct RowEpilogue<RowSoftmax, CJ> {
-    __device__ __forceinline__ static void apply(float (&z)[CJ], int lane, int n) {
+    __device__ __forceinline__ static void apply(float (&z)[CJ], int lane, int n,
+                                                 const RowSoftmax /* act */) {
         float row_max = -INFINITY;
 #pragma unroll
         for (int j = 0; j < CJ; ++j)
@@ -114,12 +116,12 @@ __device__ __forceinline__ void stage_rows(float* rows, int stride, const T* __r
     }
 }
 
-/// Stores RM rows of activated outputs: out[row0 + r][lane + 32j] for rows < m and columns
-/// < n. A warp writes 32 consecutive elements per (r, j).
+/// Stores RM rows of activated outputs (g = `act`): out[row0 + r][lane + 32j] for rows < m
+/// and columns < n. A warp writes 32 consecutive elements per (r, j).
 template <typename T, typename Act, int RM, int CJ>
 __device__ __forceinline__ void store_rows(T* __restrict__ out, float (&acc)[RM][CJ],
                                            const float (&bias)[CJ], int m, int n, int row0,
-                                           int lane) {
+                                           int lane, const Act act) {
 #pragma unroll
     for (int r = 0; r < RM; ++r) {
         const int row = row0 + r;
@@ -127,7 +129,7 @@ __device__ __forceinline__ void store_rows(T* __restrict__ out, float (&acc)[RM]
         float z[CJ];
 #pragma unroll
         for (int j = 0; j < CJ; ++j) z[j] = acc[r][j] + bias[j];
-        RowEpilogue<Act, CJ>::apply(z, lane, n);
+        RowEpilogue<Act, CJ>::apply(z, lane, n, act);
         T* out_row = out + static_cast<size_t>(row) * n;
 #pragma unroll
         for (int j = 0; j < CJ; ++j)

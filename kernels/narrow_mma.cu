@@ -1,10 +1,11 @@
 // narrow_mma.cu: the narrow-layer kernel on the tensor cores, for f16 and bf16.
 //
 //   narrow_mma<NP>_<act>_<dtype>(const T* a, const T* w, const T* bias, T* out, int m, int n,
-//                                int k)
+//                                int k, float act_param)
 //       NP ∈ {32, 64, 128}: the kernel for n ≤ NP; <act>: every element-wise activation and
 //       `softmax`; <dtype>: f16, bf16. 256 threads (8 warps), any grid (warps stride over
 //       16-row tiles); dynamic shared memory = NP · (ceil(k / 64) · 64 + 8) · 2 bytes.
+//       act_param: leaky_relu's slope, ignored by the other activations.
 //
 // Each block copies W once into shared memory, transposed (Wt[c][k], row stride
 // KS = ceil(k/64)·64 + 8 elements, zero-padded), so that an mma B fragment (two consecutive k
@@ -85,7 +86,7 @@ __device__ __forceinline__ void quad_softmax(float (&z)[NF][2], int t, int n) {
 template <typename T, typename Act, int NP>
 __device__ __forceinline__ void narrow_mma_dense(const T* __restrict__ a, const T* __restrict__ w,
                                                  const T* __restrict__ bias, T* __restrict__ out,
-                                                 int m, int n, int k) {
+                                                 int m, int n, int k, const Act act) {
     static_assert(sizeof(T) == 2, "tensor-core path: f16 and bf16");
     constexpr int NF = NP / 8;  // n fragments of 8 columns
     extern __shared__ __align__(16) unsigned char narrow_mma_smem[];
@@ -152,7 +153,7 @@ __device__ __forceinline__ void narrow_mma_dense(const T* __restrict__ a, const 
                 quad_softmax<NF>(z, t, n);  // all lanes take part, rows ≥ m included
             } else {
 #pragma unroll
-                for (int f = 0; f < NF; ++f) z[f][0] = Act::apply(z[f][0]), z[f][1] = Act::apply(z[f][1]);
+                for (int f = 0; f < NF; ++f) z[f][0] = act.apply(z[f][0]), z[f][1] = act.apply(z[f][1]);
             }
             if (row >= m) continue;
             T* out_row = out + static_cast<size_t>(row) * n;
@@ -176,8 +177,9 @@ __device__ __forceinline__ void narrow_mma_dense(const T* __restrict__ a, const 
     extern "C" __global__ void __launch_bounds__(::vecprop::kNarrowMmaThreads)                  \
         narrow_mma##NP##_##act##_##dtype(const T* __restrict__ a, const T* __restrict__ w,      \
                                          const T* __restrict__ bias, T* __restrict__ out,       \
-                                         int m, int n, int k) {                                 \
-        ::vecprop::narrow_mma_dense<T, Act, NP>(a, w, bias, out, m, n, k);                      \
+                                         int m, int n, int k, float act_param) {                \
+        ::vecprop::narrow_mma_dense<T, Act, NP>(a, w, bias, out, m, n, k,                       \
+                                                ::vecprop::make_activation<Act>(act_param));    \
     }
 
 #define VECPROP_NARROW_MMA(act, Act, dtype, T)      \

@@ -2,7 +2,8 @@
 //
 //   network_<dtype>(const T* input, T* out, int m, NetworkLayers layers)
 //       out = layer_L(... layer_1(input)): input is m × widths[0], out is m × widths[count].
-//       1 ≤ count ≤ kNetworkMaxLayers, every width ≤ kNetworkMaxWidth.
+//       1 ≤ count ≤ kNetworkMaxLayers, every width ≤ kNetworkMaxWidth; layer l's activation
+//       is `activations[l]` with parameter `act_params[l]` (leaky_relu's slope).
 //       128 threads (4 warps), any grid (persistent: warps stride over tiles of 8 rows);
 //       dynamic shared memory = 4 warps × 2 buffers × 8 rows × stride × 4 bytes, with
 //       stride = ceil(widest / 32) · 32 + 4 floats (mirrored in Rust).
@@ -27,20 +28,24 @@ static_assert(narrow_column_slots(kNetworkMaxWidth) == 8, "the widest layer uses
 
 /// The layers, passed by value. Pointers are device addresses of T (weights k × n row-major,
 /// biases n). `activations[l]` is the position of g in VECPROP_FOR_EACH_ACTIVATION
-/// (common.cuh), or kNetworkSoftmax. Rust mirrors this layout (`#[repr(C)]`).
+/// (common.cuh), or kNetworkSoftmax; `act_params[l]` is its parameter (the `act_param` of the
+/// single-layer kernels: leaky_relu's slope, ignored by the others). Rust mirrors this layout
+/// (`#[repr(C)]`).
 struct NetworkLayers {
     int count;
     int widths[kNetworkMaxLayers + 1];
     int activations[kNetworkMaxLayers];
+    float act_params[kNetworkMaxLayers];
     unsigned long long weights[kNetworkMaxLayers];
     unsigned long long biases[kNetworkMaxLayers];
 };
 
-/// g by its position in VECPROP_FOR_EACH_ACTIVATION; the identity for unknown codes.
-__device__ __forceinline__ float activation_by_code(int code, float x) {
+/// g by its position in VECPROP_FOR_EACH_ACTIVATION, with parameter `param`; the identity
+/// for unknown codes.
+__device__ __forceinline__ float activation_by_code(int code, float param, float x) {
     int position = 0;
 #define VECPROP_NETWORK_ACT(act, Act, _unused) \
-    if (code == position++) return Act::apply(x);
+    if (code == position++) return make_activation<Act>(param).apply(x);
     VECPROP_FOR_EACH_ACTIVATION(VECPROP_NETWORK_ACT, _)
 #undef VECPROP_NETWORK_ACT
     return x;
@@ -66,6 +71,7 @@ __device__ __forceinline__ void network_layer(const float* src, float* dst, int 
     const T* w = reinterpret_cast<const T*>(layers.weights[l]);
     const T* bias = reinterpret_cast<const T*>(layers.biases[l]);
     const int code = layers.activations[l];
+    const float param = layers.act_params[l];
     const int padded = ceil_div(n, 4) * 4;
     float acc[RM][CJ];
 #pragma unroll
@@ -85,10 +91,10 @@ __device__ __forceinline__ void network_layer(const float* src, float* dst, int 
 #pragma unroll
         for (int j = 0; j < CJ; ++j) z[j] = acc[r][j] + b[j];
         if (code == kNetworkSoftmax) {
-            RowEpilogue<RowSoftmax, CJ>::apply(z, lane, n);
+            RowEpilogue<RowSoftmax, CJ>::apply(z, lane, n, RowSoftmax{});
         } else {
 #pragma unroll
-            for (int j = 0; j < CJ; ++j) z[j] = activation_by_code(code, z[j]);
+            for (int j = 0; j < CJ; ++j) z[j] = activation_by_code(code, param, z[j]);
         }
 #pragma unroll
         for (int j = 0; j < CJ; ++j) {

@@ -6,8 +6,9 @@
 //       256 threads (8 warps); grid (ceil(n / (32 · V)), splits), V = 16 / sizeof(T);
 //       split s covers k in [s · k_per_split, min(k, (s + 1) · k_per_split)).
 //   splitk_reduce_<act>_<dtype>(const float* partial, const T* bias, T* out, int m, int n,
-//                               int splits)
-//       out[r][c] = g(Σ_s partial[s][r][c] + bias[c]); 256 threads, any grid (grid-stride).
+//                               int splits, float act_param)
+//       out[r][c] = g(Σ_s partial[s][r][c] + bias[c]); 256 threads, any grid (grid-stride);
+//       act_param: leaky_relu's slope, ignored by the other activations.
 //       No softmax: reduce with `linear`, then `bias_softmax` with no bias (epilogue.cu).
 //
 // The weights are spread over every SM: each block owns a strip of 32·V columns (one 16-byte
@@ -97,14 +98,14 @@ __device__ __forceinline__ void splitk_partial(const T* __restrict__ a, const T*
 template <typename T, typename Act>
 __device__ __forceinline__ void splitk_reduce(const float* __restrict__ partial,
                                               const T* __restrict__ bias, T* __restrict__ out,
-                                              int m, int n, int splits) {
+                                              int m, int n, int splits, const Act act) {
     const size_t total = static_cast<size_t>(m) * n;
     const size_t stride = static_cast<size_t>(blockDim.x) * gridDim.x;
     for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
          i += stride) {
         float sum = to_float(bias[i % n]);
         for (int s = 0; s < splits; ++s) sum += partial[s * total + i];
-        out[i] = from_float<T>(Act::apply(sum));
+        out[i] = from_float<T>(act.apply(sum));
     }
 }
 
@@ -114,8 +115,9 @@ __device__ __forceinline__ void splitk_reduce(const float* __restrict__ partial,
     extern "C" __global__ void __launch_bounds__(::vecprop::kSplitkThreads)                    \
         splitk_reduce_##act##_##dtype(const float* __restrict__ partial,                       \
                                       const T* __restrict__ bias, T* __restrict__ out, int m,  \
-                                      int n, int splits) {                                     \
-        ::vecprop::splitk_reduce<T, Act>(partial, bias, out, m, n, splits);                    \
+                                      int n, int splits, float act_param) {                    \
+        ::vecprop::splitk_reduce<T, Act>(partial, bias, out, m, n, splits,                     \
+                                         ::vecprop::make_activation<Act>(act_param));          \
     }
 
 #define VECPROP_SPLITK_KERNELS(dtype, T)                                                       \

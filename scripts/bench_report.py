@@ -30,6 +30,8 @@ ORDER = [
     "narrow",
     "narrow_mma",
     "splitk",
+    "simt_warp",
+    "wgmma",
     "cublaslt-fused-relu",
     "auto",
     "cpu",
@@ -42,7 +44,7 @@ GEMM_ONLY = "cublas-gemm-only"
 UNFUSED = "cublas+epilogue"
 TORCH = ("torch-eager", "torch-compile")
 # vecprop's own kernels and Auto's pick, compared with cuBLAS + epilogue like the fused ones.
-OWN = ("narrow", "narrow_mma", "splitk", "auto")
+OWN = ("narrow", "narrow_mma", "splitk", "simt_warp", "wgmma", "auto")
 DTYPE_ORDER = {"f32": 0, "f16": 1, "bf16": 2}
 
 

@@ -10,8 +10,9 @@
 # Prints one row per (kernel, arch): registers, static shared memory, spill stores/loads,
 # stack frame. --out FILE also writes the table to FILE.
 #
-# Exits non-zero on any ptxas error, and on any spill or non-zero stack frame in a `fused_*`
-# kernel (those must keep their accumulators in registers to be fast).
+# Exits non-zero on any ptxas error, and on any spill or non-zero stack frame in a `fused_*`,
+# `simt_warp_*` or `wgmma_*` kernel (those must keep their accumulators in registers to be
+# fast).
 #
 # ptxas comes from $PTXAS, else next to $NVCC, else the toolchain of scripts/install-nvcc.sh,
 # else /opt/cuda-nvcc, else PATH.
@@ -102,7 +103,7 @@ cat "$table"
 if [[ -n "$out_file" ]]; then cp "$table" "$out_file"; fi
 
 # Fused kernels must not spill nor use a stack frame.
-bad="$(awk 'NR > 1 && $1 ~ /^fused_/ && ($5 > 0 || $6 > 0 || $7 > 0)' "$table")"
+bad="$(awk 'NR > 1 && $1 ~ /^(fused_|simt_warp_|wgmma_)/ && ($5 > 0 || $6 > 0 || $7 > 0)' "$table")"
 if [[ -n "$bad" ]]; then
     echo "check-ptx: fused kernels with spills or a stack frame:" >&2
     echo "$bad" >&2

@@ -93,40 +93,63 @@ const NEW_ACTIVATIONS: [Activation; 5] = [
     Activation::LeakyRelu { slope: 0.2 },
 ];
 
-/// One way to run a network: a dtype and, on a GPU, a kernel strategy and fused tile size.
+/// One way to run a network: a dtype and, on a GPU, a kernel strategy, fused tile size or
+/// forced fused kernel, and the plan's batch size (split-K takes only small batches).
 #[derive(Debug, Clone, Copy)]
 struct Variant {
     dtype: DType,
     strategy: Strategy,
     fused_tile: Option<usize>,
+    fused_kernel: Option<&'static str>,
+    max_batch: usize,
 }
 
-/// The CPU has one way; a GPU has every strategy (both fused tiles) in every dtype.
+/// The CPU has one way; a GPU has every strategy (both fused tiles, and the `simt_warp` and
+/// `wgmma` kernels where they run) in every dtype. Layers a strategy's kernel cannot take
+/// (e.g. narrow_mma in f32) run as under Fused.
 fn variants(device: &Device) -> Vec<Variant> {
-    if !device.is_cuda() {
-        return vec![Variant {
-            dtype: DType::F32,
-            strategy: Strategy::Auto,
-            fused_tile: None,
-        }];
+    let plain = |dtype, strategy, max_batch| Variant {
+        dtype,
+        strategy,
+        fused_tile: None,
+        fused_kernel: None,
+        max_batch,
+    };
+    let Device::Cuda(cuda) = device else {
+        return vec![plain(DType::F32, Strategy::Auto, 1024)];
+    };
+    let mut all = Vec::new();
+    for dtype in DType::ALL {
+        for strategy in [
+            Strategy::Cublas,
+            Strategy::CublasLt,
+            Strategy::CublasLtFused,
+            Strategy::Narrow,
+            Strategy::NarrowMma,
+            Strategy::Network,
+            Strategy::Auto,
+        ] {
+            all.push(plain(dtype, strategy, 1024));
+        }
+        all.push(plain(dtype, Strategy::SplitK, 64));
+        for tile in [128, 64] {
+            all.push(Variant {
+                fused_tile: Some(tile),
+                ..plain(dtype, Strategy::Fused, 1024)
+            });
+        }
+        for kernel in ["simt_warp", "wgmma"] {
+            // Errors where the kernel does not exist (16-bit simt_warp, wgmma off Hopper).
+            if cuda.force_fused_kernel(Some(kernel), dtype).is_ok() {
+                all.push(Variant {
+                    fused_kernel: Some(kernel),
+                    ..plain(dtype, Strategy::Fused, 1024)
+                });
+            }
+        }
+        cuda.force_fused_kernel(None, dtype).unwrap();
     }
-    let kernels = [
-        (Strategy::Cublas, None),
-        (Strategy::CublasLt, None),
-        (Strategy::Fused, Some(128)),
-        (Strategy::Fused, Some(64)),
-        (Strategy::Auto, None),
-    ];
-    DType::ALL
-        .into_iter()
-        .flat_map(|dtype| {
-            kernels.map(|(strategy, fused_tile)| Variant {
-                dtype,
-                strategy,
-                fused_tile,
-            })
-        })
-        .collect()
+    all
 }
 
 /// `network` with its parameters rounded to the variant's dtype, and its plan.
@@ -135,10 +158,12 @@ fn compile(device: &Device, network: &Network, variant: Variant) -> (Network, Pl
     network.set_dtype(variant.dtype);
     if let Device::Cuda(cuda) = device {
         cuda.force_fused_tile(variant.fused_tile);
+        cuda.force_fused_kernel(variant.fused_kernel, variant.dtype)
+            .unwrap_or_else(|err| panic!("{variant:?}: {err}"));
     }
     let options = PlanOptions {
         strategy: variant.strategy,
-        max_batch: 1024,
+        max_batch: variant.max_batch,
         ..PlanOptions::default()
     };
     let plan = network

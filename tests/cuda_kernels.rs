@@ -17,7 +17,7 @@ use common::{gpu, reference_forward};
 use ndarray::{array, Array1, Array2};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use vecprop::device::cuda::{bench_dense, AUTO_VARIANT};
+use vecprop::bench::{bench_dense, AUTO_VARIANT};
 use vecprop::{Activation, DType, Device, Network, Plan, PlanOptions, Strategy};
 
 const DTYPES: [DType; 3] = [DType::F32, DType::F16, DType::BF16];
@@ -221,8 +221,8 @@ fn network_with_a_different_activation_per_layer() {
 }
 
 #[test]
-fn cublaslt_fused_runs_relu_and_linear_in_one_call() {
-    for activation in [Activation::Relu, Activation::Linear] {
+fn cublaslt_fused_runs_relu_linear_and_gelu_tanh_in_one_call() {
+    for activation in [Activation::Relu, Activation::Linear, Activation::GeluTanh] {
         let case = Case {
             dtypes: &DTYPES,
             strategy: Strategy::CublasLtFused,

@@ -326,7 +326,7 @@ fn bench_reports_every_variant_with_sane_numbers() {
             ]
         );
         let auto = results.last().expect("an auto row");
-        assert_eq!(auto.variant, vecprop::device::cuda::AUTO_VARIANT);
+        assert_eq!(auto.variant, vecprop::bench::AUTO_VARIANT);
         let picked = auto.picked.as_deref().expect("the auto row names its pick");
         assert!(variants.contains(&picked), "{picked} not in {variants:?}");
         for m in &results {

@@ -39,7 +39,7 @@ enum Variant {
 /// The bench's layer: sigmoid, which no cuBLASLt epilogue has.
 const SIGMOID: Activation = Activation::Sigmoid;
 
-const VARIANTS: [(&str, Variant); 9] = [
+const VARIANTS: [(&str, Variant); 11] = [
     ("cublas-gemm-only", Variant::GemmOnly),
     (
         "cublas+epilogue",
@@ -60,6 +60,8 @@ const VARIANTS: [(&str, Variant); 9] = [
         Variant::Dense(LayerKernel::NarrowMma, SIGMOID),
     ),
     ("splitk", Variant::Dense(LayerKernel::SplitK, SIGMOID)),
+    ("simt_warp", Variant::Dense(LayerKernel::SimtWarp, SIGMOID)),
+    ("wgmma", Variant::Dense(LayerKernel::Wgmma, SIGMOID)),
     // cuBLASLt fuses relu (not sigmoid) into the GEMM: the one-call layer, with relu.
     (
         "cublaslt-fused-relu",
@@ -72,11 +74,11 @@ pub const AUTO_VARIANT: &str = "auto";
 
 /// Times one dense layer of `shape` (sigmoid) per variant, in `dtype`, on `device`:
 /// `cublas-gemm-only`, `cublas+epilogue`, `cublaslt-bias+act`, `fused`, `fused_small`, then
-/// vecprop's `narrow` (n ≤ 256), `narrow_mma` (f16/bf16, n ≤ 128) and `splitk` (m ≤ 64)
-/// where they take the shape,
-/// `cublaslt-fused-relu` (the one-call cuBLASLt layer; relu, since cuBLASLt has no sigmoid),
-/// and last `auto`: the kernel `Strategy::Auto` would pick for this layer (the fastest
-/// sigmoid layer measured here; [`Measurement::picked`] names its row), timed again.
+/// vecprop's `narrow` (n ≤ 256), `narrow_mma` (f16/bf16, n ≤ 128), `splitk` (m ≤ 64),
+/// `simt_warp` (f32) and `wgmma` (f16/bf16 on compute capability 9.0) where they take the
+/// shape, `cublaslt-fused-relu` (the one-call cuBLASLt layer; relu, since cuBLASLt has no
+/// sigmoid), and last `auto`: the kernel `Strategy::Auto` would pick for this layer (the
+/// fastest sigmoid layer measured here; [`Measurement::picked`] names its row), timed again.
 ///
 /// The median of `repeats` timed runs (at least 1) after warm-up; f32 GEMMs use full f32
 /// precision (no TF32).
@@ -240,13 +242,16 @@ fn bench_typed<T: GpuElement>(
     for (label, variant) in VARIANTS {
         if let Variant::Dense(kernel, activation) = variant {
             let dims = (shape.m, shape.k, shape.n);
-            if !kernel.supports(dims, T::DTYPE, activation, shared_limit) {
-                continue;
+            if !kernel.is_candidate(inner, dims, T::DTYPE, activation, shared_limit) {
+                continue; // e.g. narrow for wide layers, simt_warp for 16-bit, wgmma off Hopper
             }
         }
         let ms = time(variant, &mut lane, &mut sets)?;
-        if let Variant::Dense(kernel, SIGMOID) = variant {
-            candidates.push((kernel, label, ms));
+        match variant {
+            Variant::Dense(kernel, activation) if activation == SIGMOID => {
+                candidates.push((kernel, label, ms));
+            }
+            _ => {}
         }
         measurements.push(Measurement::new(shape, label, T::DTYPE, ms));
     }

@@ -68,6 +68,12 @@ impl CudaDevice {
     pub fn force_fused_tile(&self, _tile: Option<usize>) {
         match *self {}
     }
+
+    /// Unreachable: no value of this type exists.
+    #[doc(hidden)]
+    pub fn force_fused_kernel(&self, _name: Option<&str>, _dtype: DType) -> Result<()> {
+        match *self {}
+    }
 }
 
 /// Counters of a device's buffer pools (device buffers and pinned host staging buffers).

@@ -22,8 +22,8 @@ pub enum Strategy {
     CublasLt,
     /// vecprop's fused GEMM + bias + activation kernel.
     Fused,
-    /// One cuBLASLt call with the bias and activation in its epilogue (relu, linear); other
-    /// layers as under `Fused`.
+    /// One cuBLASLt call with the bias and activation in its epilogue (relu, linear,
+    /// gelu_tanh); other layers as under `Fused`.
     CublasLtFused,
     /// vecprop's narrow-layer kernel (weights resident on chip, up to 256 units); wider
     /// layers as under `Fused`.

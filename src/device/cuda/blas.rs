@@ -204,12 +204,13 @@ pub(crate) const LT_BIAS: LtEpilogue = lt_sys::cublasLtEpilogue_t::CUBLASLT_EPIL
 /// The cuBLASLt epilogue that applies the bias and `activation` inside the GEMM, so that the
 /// whole layer is one call; `None` when cuBLASLt has none for it.
 ///
-/// To extend at merge: `gelu_tanh` (and only it: cuBLASLt's GELU is the tanh approximation)
-/// maps to `CUBLASLT_EPILOGUE_GELU_BIAS`.
+/// cuBLASLt's GELU is the tanh approximation, so it serves `gelu_tanh` only; the exact
+/// (erf) `gelu`, sigmoid, tanh, silu, leaky ReLU and softmax have no epilogue.
 pub(crate) fn fused_epilogue(activation: Activation) -> Option<LtEpilogue> {
     match activation {
         Activation::Linear => Some(LT_BIAS),
         Activation::Relu => Some(lt_sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_RELU_BIAS),
+        Activation::GeluTanh => Some(lt_sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_GELU_BIAS),
         _ => None,
     }
 }

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use cudarc::driver::{CudaView, CudaViewMut};
 
 use super::blas::{self, GemmOperands};
+use super::hopper;
 use super::kernels::{self, KernelOp};
 use super::narrow::{narrow_dense, Narrow};
 use super::splitk::{splitk_dense, SPLITK_MAX_ROWS};
@@ -27,7 +28,7 @@ pub(crate) enum LayerKernel {
     Fused,
     /// `fused_small_<act>` (64×64 tiles); softmax as for `Fused`.
     FusedSmall,
-    /// One cuBLASLt call whose epilogue adds the bias and applies g (relu, linear).
+    /// One cuBLASLt call whose epilogue adds the bias and applies g (relu, linear, gelu_tanh).
     CublasLtFused,
     /// `narrow<NP>_<act>`: W resident in shared memory, for n ≤ 256 (softmax in one pass).
     Narrow,
@@ -35,11 +36,16 @@ pub(crate) enum LayerKernel {
     SplitK,
     /// `narrow_mma<NP>_<act>`: the narrow kernel on the tensor cores (f16/bf16, n ≤ 128).
     NarrowMma,
+    /// f32 only: `simt_warp_<act>_f32` (warp-tiled CUDA-core GEMM); softmax as for `Fused`.
+    SimtWarp,
+    /// f16/bf16 on compute capability 9.0 only: `wgmma_<act>` (wgmma + TMA), falling back to
+    /// `fused_<act>` for shapes TMA cannot address; softmax as for `Fused`.
+    Wgmma,
 }
 
 impl LayerKernel {
     /// Every kernel, in the order Auto times them.
-    pub(crate) const ALL: [LayerKernel; 8] = [
+    pub(crate) const ALL: [LayerKernel; 10] = [
         LayerKernel::Cublas,
         LayerKernel::CublasLt,
         LayerKernel::Fused,
@@ -48,6 +54,8 @@ impl LayerKernel {
         LayerKernel::Narrow,
         LayerKernel::SplitK,
         LayerKernel::NarrowMma,
+        LayerKernel::SimtWarp,
+        LayerKernel::Wgmma,
     ];
 
     /// Whether this kernel can run an m×k×n layer with `activation` in `dtype` on a GPU that
@@ -63,12 +71,41 @@ impl LayerKernel {
             LayerKernel::Cublas
             | LayerKernel::CublasLt
             | LayerKernel::Fused
-            | LayerKernel::FusedSmall => true,
+            | LayerKernel::FusedSmall
+            | LayerKernel::SimtWarp
+            | LayerKernel::Wgmma => true,
             LayerKernel::CublasLtFused => blas::fused_epilogue(activation).is_some(),
             LayerKernel::Narrow => Narrow::Simt.fits(k, n, dtype, shared_limit),
             LayerKernel::NarrowMma => Narrow::Mma.fits(k, n, dtype, shared_limit),
             LayerKernel::SplitK => m <= SPLITK_MAX_ROWS && k > 0,
         }
+    }
+
+    /// Whether this kernel exists for `dtype` on `device` (the bench skips the others):
+    /// `SimtWarp` is f32 only, `Wgmma` needs f16/bf16 on a compute capability 9.0 GPU whose
+    /// driver loads the sm_90a module.
+    pub(crate) fn runs_on(self, device: &DeviceInner, dtype: DType) -> bool {
+        match self {
+            LayerKernel::SimtWarp => dtype == DType::F32,
+            LayerKernel::Wgmma => {
+                hopper::runs_on(&device.kernels, dtype, device.info.compute_capability)
+            }
+            _ => true,
+        }
+    }
+
+    /// Whether Auto (and the bench) should time this kernel for an m×k×n layer: it exists
+    /// for `dtype` on `device` ([`LayerKernel::runs_on`]) and takes the layer
+    /// ([`LayerKernel::supports`]).
+    pub(crate) fn is_candidate(
+        self,
+        device: &DeviceInner,
+        shape: (usize, usize, usize),
+        dtype: DType,
+        activation: Activation,
+        shared_limit: usize,
+    ) -> bool {
+        self.runs_on(device, dtype) && self.supports(shape, dtype, activation, shared_limit)
     }
 
     /// The kernel an explicit strategy asks for; `None` for Auto, which measures instead.
@@ -151,6 +188,8 @@ impl LayerKernel {
             LayerKernel::SplitK => {
                 format!("splitk_partial + splitk_reduce_linear + bias_{activation}")
             }
+            LayerKernel::SimtWarp => fused("simt_warp"),
+            LayerKernel::Wgmma => fused("wgmma"),
         }
     }
 }
@@ -167,6 +206,8 @@ impl LayerKernel {
             LayerKernel::Narrow => "narrow",
             LayerKernel::SplitK => "splitk",
             LayerKernel::NarrowMma => "narrow_mma",
+            LayerKernel::SimtWarp => "simt_warp",
+            LayerKernel::Wgmma => "wgmma",
         }
     }
 }
@@ -270,11 +311,15 @@ pub(crate) fn run_dense<T: GpuElement>(
                 _ => splitk_dense(kernels, &lane.stream, &mut lane.splitk, ops),
             }
         }
-        LayerKernel::Fused | LayerKernel::FusedSmall => {
-            let op = if kernel == LayerKernel::Fused {
-                KernelOp::Fused
-            } else {
-                KernelOp::FusedSmall
+        LayerKernel::Fused
+        | LayerKernel::FusedSmall
+        | LayerKernel::SimtWarp
+        | LayerKernel::Wgmma => {
+            let op = match kernel {
+                LayerKernel::Fused => KernelOp::Fused,
+                LayerKernel::FusedSmall => KernelOp::FusedSmall,
+                LayerKernel::SimtWarp => KernelOp::SimtWarp,
+                _ => KernelOp::Wgmma,
             };
             // Softmax needs whole rows: fuse the GEMM with the bias, then softmax in place.
             let fused_activation = if activation.is_elementwise() {
@@ -292,7 +337,12 @@ pub(crate) fn run_dense<T: GpuElement>(
                 k,
                 activation: fused_activation,
             };
-            kernels::fused_dense(kernels, &lane.stream, op, fused)?;
+            if op == KernelOp::Wgmma {
+                let multiprocessors = device.info.multiprocessors;
+                hopper::wgmma_dense(kernels, &lane.stream, multiprocessors, fused)?;
+            } else {
+                kernels::fused_dense(kernels, &lane.stream, op, fused)?;
+            }
             if activation.is_elementwise() {
                 return Ok(());
             }

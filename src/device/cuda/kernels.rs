@@ -5,7 +5,7 @@
 //! kernel names. The launch wrappers check every size against the buffers before the one
 //! `unsafe` call, whose SAFETY comment rests on those checks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use cudarc::driver::sys::{CUdevice_attribute, CUfunction_attribute, CUresult};
@@ -32,6 +32,13 @@ pub(crate) enum KernelOp {
     Fused,
     /// `fused_small_<act>_<dtype>`: the same with 64×64 tiles, for small problems.
     FusedSmall,
+    /// `simt_warp_<act>_f32`: f32 GEMM + bias + activation, warp-tiled, 64 KB dynamic shared.
+    SimtWarp,
+    /// `wgmma_<act>_{f16,bf16}`: Hopper (sm_90a) wgmma + TMA, 128×256 tiles; launched by
+    /// `super::hopper`.
+    Wgmma,
+    /// `wgmma_narrow_<act>_{f16,bf16}`: the same with 128×128 tiles.
+    WgmmaNarrow,
 }
 
 impl KernelOp {
@@ -40,6 +47,9 @@ impl KernelOp {
             KernelOp::BiasActivation => "bias",
             KernelOp::Fused => "fused",
             KernelOp::FusedSmall => "fused_small",
+            KernelOp::SimtWarp => "simt_warp",
+            KernelOp::Wgmma => "wgmma",
+            KernelOp::WgmmaNarrow => "wgmma_narrow",
         }
     }
 
@@ -47,6 +57,17 @@ impl KernelOp {
         match self {
             KernelOp::BiasActivation => "epilogue",
             KernelOp::Fused | KernelOp::FusedSmall => "fused_dense",
+            KernelOp::SimtWarp => "simt_warp",
+            KernelOp::Wgmma | KernelOp::WgmmaNarrow => "hopper_dense_sm90a",
+        }
+    }
+
+    /// Bytes of dynamic shared memory a launch of this family needs (0: static only).
+    pub(crate) fn dynamic_shared_bytes(self) -> u32 {
+        match self {
+            KernelOp::SimtWarp => 64 * 1024,
+            KernelOp::Wgmma | KernelOp::WgmmaNarrow => super::hopper::shared_bytes(self),
+            _ => 0,
         }
     }
 
@@ -81,6 +102,8 @@ pub(crate) struct KernelCache {
     context: Arc<CudaContext>,
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
     functions: Mutex<HashMap<String, CudaFunction>>,
+    /// Modules the driver refused, so that `loads` asks it only once.
+    refused: Mutex<HashSet<&'static str>>,
     multiprocessors: u32,
 }
 
@@ -90,11 +113,14 @@ impl KernelCache {
             context,
             modules: Mutex::default(),
             functions: Mutex::default(),
+            refused: Mutex::default(),
             multiprocessors: u32::try_from(multiprocessors).unwrap_or(u32::MAX).max(1),
         }
     }
 
-    /// The kernel `<op>_<act>_<dtype>`, loading its module if needed.
+    /// The kernel `<op>_<act>_<dtype>`, loading its module if needed. A family that uses
+    /// dynamic shared memory ([`KernelOp::dynamic_shared_bytes`]) has its limit raised at
+    /// load, once (never while a stream is being captured).
     pub(crate) fn get(
         &self,
         op: KernelOp,
@@ -102,7 +128,7 @@ impl KernelCache {
         dtype: DType,
     ) -> Result<CudaFunction> {
         let name = kernel_name(op, activation, dtype)?;
-        self.function(op.module(), &name, false)
+        self.function(op.module(), &name, op.dynamic_shared_bytes() > 0)
     }
 
     /// The kernel `name` of `module`, loading the module if needed. With `dynamic_shared`,
@@ -148,18 +174,39 @@ impl KernelCache {
         self.multiprocessors
     }
 
+    /// Whether the module of `op` is in this build and the driver accepts it (an sm_90a
+    /// module loads only on a compute capability 9.0 GPU with a driver that takes it).
+    pub(crate) fn loads(&self, op: KernelOp) -> bool {
+        let name = op.module();
+        if lock(&self.refused).contains(name) {
+            return false;
+        }
+        let loaded = self.module(name).is_ok();
+        if !loaded {
+            lock(&self.refused).insert(name);
+        }
+        loaded
+    }
+
     fn module(&self, name: &'static str) -> Result<Arc<CudaModule>> {
         let mut modules = lock(&self.modules);
         if let Some(module) = modules.get(name) {
             return Ok(Arc::clone(module));
         }
-        let source = ptx::module(name).ok_or_else(|| Error::Cuda {
-            context: format!("loading kernel module `{name}`"),
-            message: format!("this build has no kernels/{name}.cu"),
-        })?;
+        // A cubin (the sm_90a modules) needs no JIT; PTX is compiled by the driver.
+        let image = match (ptx::cubin(name), ptx::module(name)) {
+            (Some(cubin), _) => Ptx::from_binary(cubin.to_vec()),
+            (None, Some(source)) => Ptx::from_src(source),
+            (None, None) => {
+                return Err(Error::Cuda {
+                    context: format!("loading kernel module `{name}`"),
+                    message: format!("this build has no kernels/{name}.cu"),
+                })
+            }
+        };
         let module = self
             .context
-            .load_module(Ptx::from_src(source))
+            .load_module(image)
             .map_err(|err| module_load_error(name, err))?;
         modules.insert(name, Arc::clone(&module));
         Ok(module)
@@ -296,8 +343,14 @@ pub(crate) fn fused_dense<T: GpuElement>(
         k,
         activation,
     } = ops;
-    if op == KernelOp::BiasActivation {
-        return Err(Error::InvalidArgument("not a fused kernel".into()));
+    if matches!(
+        op,
+        KernelOp::BiasActivation | KernelOp::Wgmma | KernelOp::WgmmaNarrow
+    ) {
+        return Err(Error::InvalidArgument(format!(
+            "{} is not launched with fused_dense's arguments",
+            op.prefix()
+        )));
     }
     let (m_i, n_i, k_i) = (as_int(m, "m")?, as_int(n, "n")?, as_int(k, "k")?);
     for (what, product) in [
@@ -327,7 +380,7 @@ pub(crate) fn fused_dense<T: GpuElement>(
     let config = LaunchConfig {
         grid_dim: (grid_x, grid_y, 1),
         block_dim: (threads, 1, 1),
-        shared_mem_bytes: 0,
+        shared_mem_bytes: op.dynamic_shared_bytes(),
     };
     let mut launch = stream.launch_builder(&function);
     launch
@@ -349,7 +402,9 @@ pub(crate) fn fused_dense<T: GpuElement>(
     // 3. The views borrow their buffers for this call; cudarc's event tracking orders the
     //    launch after earlier writes, and the caller synchronises before freeing or reuse.
     // 4. Grid and block are ABI.md's for this tile size (grid.y ≤ 65535 checked above);
-    //    shared memory is static, so the dynamic size is 0.
+    //    the dynamic shared memory is what the family declares (0 for the static ones), and
+    //    `get` raised the function's limit to the GPU's opt-in maximum (a launch above it
+    //    fails with an error, it does not run).
     unsafe { launch.launch(config) }.during(&format!("launching {}_{activation}", op.prefix()))?;
     Ok(())
 }
@@ -390,6 +445,35 @@ mod tests {
     }
 
     #[test]
+    fn the_f32_and_hopper_kernels_are_in_their_ptx() {
+        for activation in Activation::ALL.into_iter().filter(|a| a.is_elementwise()) {
+            for (op, dtypes) in [
+                (KernelOp::SimtWarp, &[DType::F32][..]),
+                (KernelOp::Wgmma, &[DType::F16, DType::BF16][..]),
+                (KernelOp::WgmmaNarrow, &[DType::F16, DType::BF16][..]),
+            ] {
+                for &dtype in dtypes {
+                    let name = kernel_name(op, activation, dtype).unwrap();
+                    let found = match ptx::cubin(op.module()) {
+                        // The symbol table of a cubin holds each kernel's name.
+                        Some(cubin) => cubin
+                            .windows(name.len() + 1)
+                            .any(|w| &w[..name.len()] == name.as_bytes() && w[name.len()] == 0),
+                        None => ptx::module(op.module())
+                            .unwrap_or_default()
+                            .contains(&format!(".entry {name}(")),
+                    };
+                    assert!(found, "module {} lacks {name}", op.module());
+                }
+            }
+        }
+        assert!(
+            ptx::cubin(KernelOp::Wgmma.module()).is_some(),
+            "the Hopper module is embedded as an sm_90a cubin"
+        );
+    }
+
+    #[test]
     fn every_abi_kernel_is_in_the_ptx() {
         for dtype in DType::ALL {
             for activation in Activation::ALL {
@@ -401,14 +485,21 @@ mod tests {
                     let Ok(name) = kernel_name(op, activation, dtype) else {
                         continue;
                     };
-                    let source = ptx::module(op.module()).unwrap_or_default();
-                    assert!(
-                        source.contains(&format!(".entry {name}(")),
-                        "module {} lacks {name}",
-                        op.module()
-                    );
+                    let params = ptx::entry_params(op.module(), &name);
+                    let params = params.unwrap_or_else(|| panic!("no {name} in the PTX"));
+                    // bias_*: z, bias, rows, cols, act_param; fused_*: a, w, bias, out, m,
+                    // n, k, act_param (ABI.md): what the launchers below push.
+                    let count = if op == KernelOp::BiasActivation { 5 } else { 8 };
+                    assert_eq!(params.len(), count, "{name}: {params:?}");
+                    assert_eq!(params.last().unwrap(), ".f32", "{name} ends in act_param");
                 }
             }
+        }
+        for activation in Activation::ALL.into_iter().filter(|a| a.is_elementwise()) {
+            let name = kernel_name(KernelOp::SimtWarp, activation, DType::F32).unwrap();
+            let params = ptx::entry_params(KernelOp::SimtWarp.module(), &name).unwrap();
+            assert_eq!(params.len(), 8, "{name}: {params:?}");
+            assert_eq!(params.last().unwrap(), ".f32", "{name} ends in act_param");
         }
     }
 }

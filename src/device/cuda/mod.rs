@@ -1,13 +1,14 @@
 //! The CUDA backend (feature `cuda`): cuBLAS, cuBLASLt and vecprop's own kernels.
 //!
-//! - [`context`]: the context per GPU and its properties; [`describe_devices`].
-//! - [`stream`]: a lane (stream + cuBLAS handles) per concurrent caller; event timing.
-//! - [`pool`] and [`pinned`]: caching pools of device buffers and pinned host buffers.
-//! - [`kernels`]: lazy PTX loading and checked launches of the kernels in `kernels/ABI.md`.
-//! - [`blas`]: row-major GEMMs on cuBLAS and cuBLASLt.
-//! - [`dense`]: one dense layer by each strategy; [`plan`]: a whole network, whose passes
-//!   are in [`pass`], kernel choice (and tuning caches) in [`tune`], CUDA Graph capture
-//!   and replay in [`graph_exec`], and the overlapping stream pipeline in [`streaming`].
+//! - `context`: the context per GPU and its properties; [`describe_devices`].
+//! - `stream`: a lane (stream + cuBLAS handles) per concurrent caller; event timing.
+//! - `pool` and `pinned`: caching pools of device buffers and pinned host buffers.
+//! - `kernels`: lazy PTX loading and checked launches of the kernels in `kernels/ABI.md`.
+//!   `hopper`: the Hopper-only `wgmma` kernels (TMA tensor maps, launch, shape fallback).
+//! - `blas`: row-major GEMMs on cuBLAS and cuBLASLt.
+//! - `dense`: one dense layer by each strategy; `plan`: a whole network, whose passes
+//!   are in `pass`, kernel choice (and tuning caches) in `tune`, CUDA Graph capture
+//!   and replay in `graph_exec`, and the overlapping stream pipeline in `streaming`.
 //! - `narrow`, `splitk`, `network_kernel`: vecprop's own kernels where cuBLAS is weakest
 //!   (layers of up to 256 units, batches of up to 64 rows, whole small networks in one
 //!   launch); `network_plan`: whether a plan runs the whole-network kernel.
@@ -19,6 +20,7 @@ mod context;
 pub(crate) mod dense;
 pub(crate) mod error;
 mod graph_exec;
+mod hopper;
 mod kernels;
 mod narrow;
 mod network_kernel;
@@ -35,7 +37,7 @@ mod tune;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use cudarc::driver::{CudaContext, DeviceRepr, ValidAsZeroBits};
 
@@ -46,7 +48,8 @@ pub use plan::CudaPlan;
 pub use pool::PoolStats;
 
 use crate::device::staging::Staged;
-use crate::error::Result;
+use crate::dtype::DType;
+use crate::error::{Error, Result};
 use crate::execution::tuning::TuningCache;
 use error::{CudaResultExt, DropErrors};
 use kernels::KernelCache;
@@ -79,6 +82,8 @@ pub(crate) struct DeviceInner {
     pub(crate) poison: AtomicBool,
     /// When non-zero, the Fused strategy always uses this tile edge (128 or 64).
     pub(crate) forced_fused_tile: AtomicUsize,
+    /// When set, the Fused strategy runs this kernel for every layer (a test aid).
+    pub(crate) forced_fused_kernel: Mutex<Option<dense::LayerKernel>>,
     /// What `Strategy::Auto` measured on this GPU, so that a second compile does no timing.
     pub(crate) tuning: TuningCache,
     /// Layers `Strategy::Auto` has timed on this GPU (cache hits excluded).
@@ -119,6 +124,7 @@ impl CudaDevice {
             info,
             poison: AtomicBool::new(false),
             forced_fused_tile: AtomicUsize::new(0),
+            forced_fused_kernel: Mutex::new(None),
             tuning: TuningCache::in_memory(),
             tuning_runs: AtomicU64::new(0),
             capture_gate: RwLock::new(()),
@@ -187,6 +193,33 @@ impl CudaDevice {
     pub fn force_fused_tile(&self, tile: Option<usize>) {
         let tile = tile.filter(|edge| matches!(edge, 64 | 128)).unwrap_or(0);
         self.inner.forced_fused_tile.store(tile, Ordering::Relaxed);
+    }
+
+    /// Test aid: makes plans compiled afterwards with the Fused strategy run the kernel named
+    /// `name` (`fused`, `fused_small`, `simt_warp`, `wgmma`) for every layer, or choose as
+    /// usual (`None`). Errors for an unknown name, and for a kernel that does not exist for
+    /// `dtype` on this GPU (`wgmma` needs f16/bf16 on compute capability 9.0).
+    #[doc(hidden)]
+    pub fn force_fused_kernel(&self, name: Option<&str>, dtype: DType) -> Result<()> {
+        let kernel = match name {
+            None => None,
+            Some(name) => {
+                let kernel: dense::LayerKernel = name.parse()?;
+                if !kernel.runs_on(&self.inner, dtype) {
+                    return Err(Error::InvalidArgument(format!(
+                        "kernel `{kernel}` does not run {dtype} on {}",
+                        self.inner.info.describe()
+                    )));
+                }
+                Some(kernel)
+            }
+        };
+        *self
+            .inner
+            .forced_fused_kernel
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = kernel;
+        Ok(())
     }
 }
 

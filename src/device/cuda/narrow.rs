@@ -9,6 +9,7 @@ use super::dense::DenseOperands;
 use super::error::CudaResultExt;
 use super::kernels::{as_int, check_len, KernelCache};
 use super::GpuElement;
+use crate::activation::Activation;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use cudarc::driver::CudaStream;
@@ -45,6 +46,17 @@ impl Narrow {
             && self
                 .shared_bytes(k, n, dtype)
                 .is_some_and(|b| b <= shared_limit)
+    }
+
+    /// `narrow<NP>_<act>_<dtype>` or `narrow_mma<NP>_<act>_<dtype>` with NP = 32·`slots`.
+    fn kernel_name(self, slots: usize, activation: Activation, dtype: DType) -> String {
+        format!(
+            "{}{}_{}_{}",
+            self.module(),
+            32 * slots,
+            activation.name(),
+            dtype.name()
+        )
     }
 
     fn module(self) -> &'static str {
@@ -135,13 +147,9 @@ pub(crate) fn narrow_dense<T: GpuElement>(
             T::DTYPE
         )));
     }
-    let name = format!(
-        "narrow{}_{}_{}",
-        32 * slots,
-        activation.name(),
-        T::DTYPE.name()
-    );
-    let function = kernels.function("narrow", &name, true)?;
+    let name = kind.kernel_name(slots, activation, T::DTYPE);
+    let function = kernels.function(kind.module(), &name, true)?;
+    let act_param = activation.parameter();
     let shared_u32 = u32::try_from(shared).unwrap_or(u32::MAX);
     // The occupancy query is a driver call on the function: its context must be current.
     stream
@@ -170,12 +178,13 @@ pub(crate) fn narrow_dense<T: GpuElement>(
         .arg(out)
         .arg(&m_i)
         .arg(&n_i)
-        .arg(&k_i);
+        .arg(&k_i)
+        .arg(&act_param);
     // SAFETY:
     // 1. The arguments match ABI.md's `narrow<NP>_<act>_<dtype>` / `narrow_mma<NP>_...`
-    //    `(const T* a, const T* w, const T* bias, T* out, int m, int n, int k)` in order and
-    //    type; the kernel was looked up by `T::DTYPE` and by NP = 32·slots ≥ n, the width it
-    //    requires (`shared_bytes` refused f32 and n > 128 for the tensor-core kernel).
+    //    `(const T* a, const T* w, const T* bias, T* out, int m, int n, int k, float act_param)`
+    //    in order and type; the kernel was looked up in `kind`'s module by `T::DTYPE` and by
+    //    NP = 32·slots ≥ n, the width it requires (`shared_bytes` refused f32 and n > 128 for the tensor-core kernel).
     // 2. `a` ≥ m·k, `w` ≥ k·n, `bias` ≥ n and `out` ≥ m·n elements, checked above, and every
     //    product fits an `int`; the kernel bounds-checks rows and columns against m, n, k,
     //    so it touches nothing else. `out` is a `&mut` view and aliases no input.
@@ -220,15 +229,18 @@ mod tests {
         assert_eq!(Narrow::Mma.shared_bytes(33, 129, DType::BF16), None);
     }
 
-    /// Every kernel the launchers of narrow.rs, splitk.rs and network_kernel.rs name.
+    /// Every kernel the launchers of narrow.rs, splitk.rs and network_kernel.rs name, with
+    /// the number of arguments they push (ABI.md; `act_param` last where g is applied).
     #[test]
     fn every_launched_kernel_is_in_the_ptx() {
-        use crate::activation::Activation;
-        let has = |module: &str, name: &str| {
-            let ptx = super::super::ptx::module(module).unwrap_or_default();
-            assert!(
-                ptx.contains(&format!(".entry {name}(")),
-                "{module} lacks {name}"
+        let has = |module: &str, name: &str, count: usize, act_param: bool| {
+            let params = super::super::ptx::entry_params(module, name)
+                .unwrap_or_else(|| panic!("{module} lacks {name}"));
+            assert_eq!(params.len(), count, "{name}: {params:?}");
+            assert_eq!(
+                params.last().map(String::as_str) == Some(".f32"),
+                act_param,
+                "{name}: {params:?}"
             );
         };
         for dtype in DType::ALL {
@@ -236,17 +248,19 @@ mod tests {
             for activation in Activation::ALL {
                 let a = activation.name();
                 for slots in [1, 2, 4, 8] {
-                    has("narrow", &format!("narrow{}_{a}_{d}", 32 * slots));
+                    let simt = Narrow::Simt.kernel_name(slots, activation, dtype);
+                    has(Narrow::Simt.module(), &simt, 8, true);
                     if dtype != DType::F32 && slots < 8 {
-                        has("narrow_mma", &format!("narrow_mma{}_{a}_{d}", 32 * slots));
+                        let mma = Narrow::Mma.kernel_name(slots, activation, dtype);
+                        has(Narrow::Mma.module(), &mma, 8, true);
                     }
                 }
                 if activation.is_elementwise() {
-                    has("splitk", &format!("splitk_reduce_{a}_{d}"));
+                    has("splitk", &format!("splitk_reduce_{a}_{d}"), 7, true);
                 }
             }
-            has("splitk", &format!("splitk_partial_{d}"));
-            has("network", &format!("network_{d}"));
+            has("splitk", &format!("splitk_partial_{d}"), 7, false);
+            has("network", &format!("network_{d}"), 4, false);
         }
     }
 }

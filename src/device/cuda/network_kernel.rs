@@ -22,7 +22,16 @@ const SOFTMAX_CODE: i32 = -1;
 /// The element-wise activations in the order of `VECPROP_FOR_EACH_ACTIVATION`
 /// (kernels/common.cuh): the kernel knows g by its position there. A unit test keeps the two
 /// lists equal; an activation missing here simply makes the network ineligible.
-const DEVICE_ACTIVATION_ORDER: [&str; 4] = ["linear", "sigmoid", "relu", "tanh"];
+const DEVICE_ACTIVATION_ORDER: [&str; 8] = [
+    "linear",
+    "sigmoid",
+    "relu",
+    "tanh",
+    "gelu",
+    "gelu_tanh",
+    "silu",
+    "leaky_relu",
+];
 
 /// The kernel's code for `activation`, `None` when it has none.
 fn activation_code(activation: Activation) -> Option<i32> {
@@ -42,13 +51,17 @@ struct NetworkLayers {
     count: i32,
     widths: [i32; NETWORK_MAX_LAYERS + 1],
     activations: [i32; NETWORK_MAX_LAYERS],
+    /// Each layer's `act_param` (leaky_relu's slope, 0 for the others).
+    act_params: [f32; NETWORK_MAX_LAYERS],
     weights: [u64; NETWORK_MAX_LAYERS],
     biases: [u64; NETWORK_MAX_LAYERS],
 }
 
-// SAFETY: `NetworkLayers` is `#[repr(C)]` plain data (integers only) with the field order,
-// types and therefore layout of the C struct in network.cu: 4 + 36 + 32 = 72 bytes of `int`,
-// then 16 eight-byte-aligned `unsigned long long` (no padding on either side).
+// SAFETY: `NetworkLayers` is `#[repr(C)]` plain data (integers and floats only, every bit
+// pattern valid) with the field order, types and therefore layout of the C struct in
+// network.cu: 4 + 36 + 32 = 72 bytes of `int`, 32 bytes of `float` (104 bytes, a multiple
+// of 8), then 16 eight-byte-aligned `unsigned long long` (no padding anywhere; the layout
+// test below checks the size).
 unsafe impl DeviceRepr for NetworkLayers {}
 
 /// One layer as the kernel sees it.
@@ -135,6 +148,7 @@ pub(crate) fn network_forward<T: GpuElement>(
         check_len("a layer's bias", layer.bias.len(), layer.units)?;
         params.widths[l + 1] = as_int(layer.units, "layer width")?;
         params.activations[l] = activation_code(layer.activation).unwrap_or(SOFTMAX_CODE);
+        params.act_params[l] = layer.activation.parameter();
         let (weight, weight_guard) = layer.weight.device_ptr(stream);
         let (bias, bias_guard) = layer.bias.device_ptr(stream);
         params.weights[l] = weight;
@@ -223,7 +237,13 @@ mod tests {
 
     #[test]
     fn the_parameter_block_has_the_c_layout() {
-        assert_eq!(std::mem::size_of::<NetworkLayers>(), 72 + 16 * 8);
+        assert_eq!(std::mem::size_of::<NetworkLayers>(), 72 + 32 + 16 * 8);
+        assert_eq!(std::mem::offset_of!(NetworkLayers, act_params), 72);
+        assert_eq!(std::mem::offset_of!(NetworkLayers, weights), 104);
+        // The compiled kernel takes the struct by value with exactly this size.
+        let params = super::super::ptx::entry_params("network", "network_f32").unwrap();
+        let size = std::mem::size_of::<NetworkLayers>();
+        assert_eq!(params.last().unwrap(), &format!(".align 8 .b8[{size}]"));
         assert_eq!(std::mem::align_of::<NetworkLayers>(), 8);
     }
 

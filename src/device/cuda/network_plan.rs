@@ -18,7 +18,7 @@ use super::tune::{disagreement, download, poison};
 use super::GpuElement;
 use crate::dtype::DType;
 use crate::error::Result;
-use crate::graph::tuning::{TuningKey, TuningRecord};
+use crate::execution::tuning::{TuningKey, TuningRecord};
 use crate::{PlanOptions, Strategy};
 
 /// The two ways a plan may run its layers, as remembered in tuning files.

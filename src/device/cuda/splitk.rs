@@ -162,6 +162,7 @@ pub(crate) fn splitk_dense<T: GpuElement>(
         T::DTYPE.name()
     );
     let function = kernels.function("splitk", &name, false)?;
+    let act_param = reduce_activation.parameter();
     let blocks = u32::try_from((m * n).div_ceil(THREADS as usize))
         .unwrap_or(u32::MAX)
         .min(32 * kernels.multiprocessors())
@@ -178,10 +179,11 @@ pub(crate) fn splitk_dense<T: GpuElement>(
         .arg(&mut *out)
         .arg(&m_i)
         .arg(&n_i)
-        .arg(&splits_i);
+        .arg(&splits_i)
+        .arg(&act_param);
     // SAFETY:
     // 1. The arguments match ABI.md's `splitk_reduce_<act>_<dtype>(const float* partial,
-    //    const T* bias, T* out, int m, int n, int splits)`.
+    //    const T* bias, T* out, int m, int n, int splits, float act_param)`.
     // 2. `partial` holds splits·m·n floats, written by the kernel above (stream order);
     //    `bias` ≥ n and `out` ≥ m·n elements (checked above); the grid-stride loop touches
     //    indices below m·n only.

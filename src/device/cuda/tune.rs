@@ -48,6 +48,20 @@ impl<T: GpuElement> GpuPlan<T> {
                 0 => None,
                 edge => Some(edge),
             };
+            let forced_kernel = *self
+                .device
+                .inner
+                .forced_fused_kernel
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let (Strategy::Fused, Some(kernel)) = (strategy, forced_kernel) {
+                let reason = format!("strategy {strategy}, forced {kernel}");
+                return Ok(self
+                    .layers
+                    .iter()
+                    .map(|_| (kernel, reason.clone()))
+                    .collect());
+            }
             let shared_limit = self.device.inner.kernels.shared_limit()?;
             return Ok(self
                 .layers
@@ -179,9 +193,10 @@ impl<T: GpuElement> GpuPlan<T> {
         let mut first_error = None;
         let shared_limit = self.device.inner.kernels.shared_limit()?;
         let shape = (self.max_batch, layer.inputs, layer.units);
-        let candidates = LayerKernel::ALL
-            .into_iter()
-            .filter(|kernel| kernel.supports(shape, T::DTYPE, layer.activation, shared_limit));
+        let device = &self.device.inner;
+        let candidates = LayerKernel::ALL.into_iter().filter(|kernel| {
+            kernel.is_candidate(device, shape, T::DTYPE, layer.activation, shared_limit)
+        });
         // The first kernel that runs (cuBLAS, when present) is the reference the others must
         // agree with: a kernel that computes something else is never chosen, however fast.
         let mut reference: Option<Vec<f32>> = None;
