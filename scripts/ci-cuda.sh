@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ci-cuda.sh: the CUDA side of CI (no GPU needed). Installs the pinned nvcc, builds the crate
 # with the `cuda` feature (build.rs compiles kernels/*.cu to PTX), then assembles the PTX for
-# sm_80 and sm_90 and checks register use and spills (scripts/check-ptx.sh).
+# sm_80 and sm_90 and checks register use and spills (scripts/check-ptx.sh), then checks the
+# Hopper and simt_warp kernels' SASS (scripts/check-sass.sh).
 #
 #   scripts/ci-cuda.sh [--out FILE]   # --out: also write the ptxas table to FILE
 set -euo pipefail
@@ -27,3 +28,8 @@ if [[ -z "$latest" ]]; then
     exit 1
 fi
 scripts/check-ptx.sh "$@" "$latest"
+
+# SASS: the Hopper kernels use HGMMA and TMA, simt_warp 128-bit shared loads, nothing spills
+# to local memory (nvdisasm from its pinned wheel).
+scripts/install-nvdisasm.sh
+scripts/check-sass.sh
