@@ -259,6 +259,26 @@ pub(crate) fn check_len(what: &str, have: usize, need: usize) -> Result<()> {
     Ok(())
 }
 
+/// The dimensions of a dense layer's launch as `int`s, once m, n, k and their products fit an
+/// `int` and every buffer holds what the shape needs; `None` when there is nothing to compute
+/// (no rows or no units). Every dense-layer launcher starts with it.
+pub(crate) fn launch_dims<T>(ops: &DenseOperands<'_, '_, T>) -> Result<Option<(i32, i32, i32)>> {
+    let (m, n, k) = (ops.m, ops.n, ops.k);
+    let dims = (as_int(m, "m")?, as_int(n, "n")?, as_int(k, "k")?);
+    for (what, product) in [
+        ("m x k", m.checked_mul(k)),
+        ("k x n", k.checked_mul(n)),
+        ("m x n", m.checked_mul(n)),
+    ] {
+        as_int(product.unwrap_or(usize::MAX), what)?;
+    }
+    check_len("the input", ops.a.len(), m * k)?;
+    check_len("the weights", ops.w.len(), k * n)?;
+    check_len("the bias", ops.bias.len(), n)?;
+    check_len("the output", ops.out.len(), m * n)?;
+    Ok((m != 0 && n != 0).then_some(dims))
+}
+
 /// `z[r][c] = g(z[r][c] + bias[c])` in place over a `rows × cols` row-major matrix;
 /// `bias == None` adds nothing (passes NULL). Softmax works row by row.
 #[allow(clippy::too_many_arguments)]
@@ -333,16 +353,6 @@ pub(crate) fn fused_dense<T: GpuElement>(
     op: KernelOp,
     ops: DenseOperands<'_, '_, T>,
 ) -> Result<()> {
-    let DenseOperands {
-        a,
-        w,
-        bias,
-        out,
-        m,
-        n,
-        k,
-        activation,
-    } = ops;
     if matches!(
         op,
         KernelOp::BiasActivation | KernelOp::Wgmma | KernelOp::WgmmaNarrow
@@ -352,21 +362,19 @@ pub(crate) fn fused_dense<T: GpuElement>(
             op.prefix()
         )));
     }
-    let (m_i, n_i, k_i) = (as_int(m, "m")?, as_int(n, "n")?, as_int(k, "k")?);
-    for (what, product) in [
-        ("m x k", m.checked_mul(k)),
-        ("k x n", k.checked_mul(n)),
-        ("m x n", m.checked_mul(n)),
-    ] {
-        as_int(product.unwrap_or(usize::MAX), what)?;
-    }
-    check_len("the input", a.len(), m * k)?;
-    check_len("the weights", w.len(), k * n)?;
-    check_len("the bias", bias.len(), n)?;
-    check_len("the output", out.len(), m * n)?;
-    if m == 0 || n == 0 {
-        return Ok(());
-    }
+    let Some((m_i, n_i, k_i)) = launch_dims(&ops)? else {
+        return Ok(()); // nothing to compute
+    };
+    let DenseOperands {
+        a,
+        w,
+        bias,
+        out,
+        m,
+        n,
+        activation,
+        ..
+    } = ops;
     let function = kernels.get(op, activation, T::DTYPE)?;
     let (tile, threads) = op.fused_tile();
     let act_param = activation.parameter();

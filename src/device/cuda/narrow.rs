@@ -7,7 +7,7 @@ use cudarc::driver::{LaunchConfig, PushKernelArg};
 
 use super::dense::DenseOperands;
 use super::error::CudaResultExt;
-use super::kernels::{as_int, check_len, KernelCache};
+use super::kernels::{launch_dims, KernelCache};
 use super::GpuElement;
 use crate::activation::Activation;
 use crate::dtype::DType;
@@ -107,6 +107,9 @@ pub(crate) fn narrow_dense<T: GpuElement>(
     kind: Narrow,
     ops: DenseOperands<'_, '_, T>,
 ) -> Result<()> {
+    let Some((m_i, n_i, k_i)) = launch_dims(&ops)? else {
+        return Ok(()); // nothing to compute
+    };
     let DenseOperands {
         a,
         w,
@@ -117,21 +120,6 @@ pub(crate) fn narrow_dense<T: GpuElement>(
         k,
         activation,
     } = ops;
-    let (m_i, n_i, k_i) = (as_int(m, "m")?, as_int(n, "n")?, as_int(k, "k")?);
-    for (what, product) in [
-        ("m x k", m.checked_mul(k)),
-        ("k x n", k.checked_mul(n)),
-        ("m x n", m.checked_mul(n)),
-    ] {
-        as_int(product.unwrap_or(usize::MAX), what)?;
-    }
-    check_len("the input", a.len(), m * k)?;
-    check_len("the weights", w.len(), k * n)?;
-    check_len("the bias", bias.len(), n)?;
-    check_len("the output", out.len(), m * n)?;
-    if m == 0 || n == 0 {
-        return Ok(());
-    }
     let limit = kernels.shared_limit()?;
     let (Some(slots), Some(shared)) = (column_slots(n), kind.shared_bytes(k, n, T::DTYPE)) else {
         return Err(Error::InvalidArgument(format!(

@@ -9,7 +9,7 @@ use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
 
 use super::dense::DenseOperands;
 use super::error::CudaResultExt;
-use super::kernels::{as_int, bias_activation, check_len, KernelCache};
+use super::kernels::{as_int, bias_activation, launch_dims, KernelCache};
 use super::GpuElement;
 use crate::activation::Activation;
 use crate::error::{Error, Result};
@@ -81,6 +81,9 @@ pub(crate) fn splitk_dense<T: GpuElement>(
     workspace: &mut SplitkWorkspace,
     ops: DenseOperands<'_, '_, T>,
 ) -> Result<()> {
+    let Some((m_i, n_i, k_i)) = launch_dims(&ops)? else {
+        return Ok(()); // nothing to compute
+    };
     let DenseOperands {
         a,
         w,
@@ -91,21 +94,6 @@ pub(crate) fn splitk_dense<T: GpuElement>(
         k,
         activation,
     } = ops;
-    let (m_i, n_i, k_i) = (as_int(m, "m")?, as_int(n, "n")?, as_int(k, "k")?);
-    for (what, product) in [
-        ("m x k", m.checked_mul(k)),
-        ("k x n", k.checked_mul(n)),
-        ("m x n", m.checked_mul(n)),
-    ] {
-        as_int(product.unwrap_or(usize::MAX), what)?;
-    }
-    check_len("the input", a.len(), m * k)?;
-    check_len("the weights", w.len(), k * n)?;
-    check_len("the bias", bias.len(), n)?;
-    check_len("the output", out.len(), m * n)?;
-    if m == 0 || n == 0 {
-        return Ok(());
-    }
     let element = T::DTYPE.size_in_bytes();
     let multiprocessors = kernels.multiprocessors() as usize;
     let (splits, k_per_split) = split_plan(m, n, k, element, multiprocessors);
