@@ -1,7 +1,7 @@
 // common.cuh: what every vecprop kernel shares.
 //
 // - The activation functions g, written once as functors (`act.apply(float) -> float`).
-//   They match `src/activation.rs` (the CPU definitions); tests/activations.rs runs one
+//   They match `src/activation.rs` (the CPU definitions); tests/all/activations.rs runs one
 //   table of cases through both.
 // - Load/store helpers between the storage dtypes (float, half_t, bf16_t) and f32,
 //   the type all arithmetic is done in.
@@ -38,7 +38,7 @@ static_assert(sizeof(half_t) == 2 && sizeof(bf16_t) == 2, "16-bit storage types"
 //
 // NaN and ±inf propagate as in PyTorch: no fmaxf/fminf (which drop a NaN operand), and every
 // formula is written so that its limits are PyTorch's (e.g. gelu(-inf) and silu(-inf) are
-// NaN there, from -inf * 0, and here). The table in tests/activations.rs checks each case
+// NaN there, from -inf * 0, and here). The table in tests/all/activations.rs checks each case
 // on every device.
 // ---------------------------------------------------------------------------------------
 

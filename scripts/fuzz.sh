@@ -8,7 +8,7 @@
 # (fuzz/fuzz_targets/). Each starts from its committed seed corpus fuzz/corpus/<target>
 # (read-only here: new inputs go to a scratch folder, so the committed corpus stays small).
 # A crash stops the script with libFuzzer's report and the input under fuzz/artifacts/;
-# turn that input into a regression test (tests/safe_io.rs or the parser's unit tests).
+# turn that input into a regression test (tests/all/safe_io.rs or the parser's unit tests).
 #
 # Environment: FUZZ_SANITIZER=address (default where the stable ASan runtime ships, as on
 # x86_64 Linux) or none.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the model fixtures that tests/models.rs checks vecprop against: PyTorch models as
+"""Writes the model fixtures that tests/all/models.rs checks vecprop against: PyTorch models as
 people have them (nested modules, bias-free Linear, BatchNorm1d), saved with safetensors and
 exported to ONNX with both exporters, with PyTorch's outputs on tests/fixtures/torch_input.npy.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the PyTorch reference fixtures that tests/pytorch.rs checks vecprop against.
+"""Writes the PyTorch reference fixtures that tests/all/pytorch.rs checks vecprop against.
 
 A small torch.nn.Sequential MLP (Linear(13,32), Sigmoid, Linear(32,17), ReLU, Linear(17,5)),
 trained a few steps from a fixed seed, saved with safetensors in float32 and in bfloat16,

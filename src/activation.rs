@@ -2,7 +2,7 @@
 //!
 //! This is the one definition of each activation on the CPU (the scalar functions such as
 //! [`gelu`] and [`exp`] are below). The CUDA kernels have their own in `kernels/common.cuh`; the table of
-//! (activation, input, expected) cases in `tests/activations.rs` runs through both.
+//! (activation, input, expected) cases in `tests/all/activations.rs` runs through both.
 //!
 //! NaN and ±∞ propagate as in PyTorch: `relu(NaN)` is NaN, `sigmoid(±∞)` is 1 or 0,
 //! a softmax row that holds a NaN or a `+∞` is all NaN.

@@ -3,7 +3,7 @@
 //! Everything here is written so that the compiler can vectorise it: no branches that
 //! depend on the data except selects, and an `exp` of our own ([`exp`]) instead of libm's,
 //! accurate to about 2 ulp. NaN and ±∞ come out as PyTorch's float32 kernels give them
-//! (the tests in `tests/activations.rs` list each case).
+//! (the tests in `tests/all/activations.rs` list each case).
 
 use std::f32::consts::FRAC_1_SQRT_2;
 

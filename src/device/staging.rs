@@ -3,7 +3,7 @@
 //!
 //! This is the host work of each chunk a GPU pass or stream uploads and downloads. It is
 //! device-independent, so it compiles and is benchmarked without the `cuda` feature
-//! (`cargo bench --bench staging` reports GB/s). f32 needs no conversion and is a plain
+//! (`cargo bench --bench all -- staging` reports GB/s). f32 needs no conversion and is a plain
 //! parallel copy; f16 and bf16 go through `half`'s slice conversions (F16C where the CPU
 //! has it). Work below [`PARALLEL_MIN`] elements stays on the calling thread: for a
 //! small batch, waking the pool costs more than the conversion.

@@ -1,9 +1,8 @@
 //! The .npy data path: every element type and byte order, pipes read front to back, buffers
 //! of any layout, and `forward_npy` overlapping its reads, compute and writes.
 
-mod common;
-#[path = "fixtures/helpers.rs"]
-mod helpers;
+use crate::common;
+use crate::helpers;
 
 use std::io::Read;
 

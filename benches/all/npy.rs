@@ -14,7 +14,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use half::f16;
 use ndarray::{s, Array2};
 use vecprop::io::{NpyReader, NpyWriter};
@@ -122,4 +122,3 @@ fn npy_write(c: &mut Criterion) {
 }
 
 criterion_group!(benches, npy_read, npy_write);
-criterion_main!(benches);

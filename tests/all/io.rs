@@ -1,7 +1,6 @@
 //! Round trips through the model and batch files.
 
-#[path = "fixtures/helpers.rs"]
-mod helpers;
+use crate::helpers;
 
 use helpers::*;
 use ndarray::{array, s, Array2};

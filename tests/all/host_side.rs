@@ -4,9 +4,8 @@
 //! Each device test is written once and runs per device (`test_device!`); the CUDA ones
 //! fail loudly without a GPU.
 
-mod common;
-#[path = "fixtures/helpers.rs"]
-mod helpers;
+use crate::common;
+use crate::helpers;
 
 use std::process::Command;
 

@@ -1,8 +1,7 @@
 //! `vecprop infer` as a careful user and an attacker would try it (issue 14, cases 1-3 and
 //! 5-8): nothing lost, no panic or abort, every failure one `error:` line.
 
-#[path = "fixtures/helpers.rs"]
-mod helpers;
+use crate::helpers;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,6 @@
 //! The `vecprop` binary end to end, in a temporary folder.
 
-#[path = "fixtures/helpers.rs"]
-mod helpers;
+use crate::helpers;
 
 use std::path::Path;
 use std::process::{Command, Output};

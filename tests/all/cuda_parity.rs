@@ -8,9 +8,7 @@
 //! f16/bf16 the inputs and parameters are rounded to the dtype first, so the reference sees
 //! the operands the GPU sees. Every GPU buffer is poisoned with NaN before each pass, and
 //! every output element must be finite.
-#![cfg(feature = "cuda")]
-
-mod common;
+use crate::common;
 
 use common::gpu;
 

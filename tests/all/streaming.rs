@@ -2,7 +2,7 @@
 //! build has (`test_device!`): on the CPU always, and on the GPU with `--features cuda`
 //! (failing there without a GPU).
 
-mod common;
+use crate::common;
 
 use std::fs::OpenOptions;
 

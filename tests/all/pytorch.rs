@@ -1,8 +1,7 @@
 //! vecprop against PyTorch: a trained torch.nn.Sequential saved with safetensors
 //! (fixtures written by scripts/make_pytorch_fixture.py).
 
-#[path = "fixtures/helpers.rs"]
-mod helpers;
+use crate::helpers;
 
 use std::process::Command;
 

@@ -9,9 +9,7 @@
 //! They need an NVIDIA GPU and FAIL without one. The wgmma tests need compute capability 9.0:
 //! on another GPU they check that the variant refuses to be forced, and say so on stderr.
 //! Every GPU buffer is poisoned with NaN before each pass, so an unwritten element fails.
-#![cfg(feature = "cuda")]
-
-mod common;
+use crate::common;
 
 use common::{gpu, random_input, random_network, reference_forward, relative_error};
 use vecprop::device::cuda::{describe_devices, CudaDevice};

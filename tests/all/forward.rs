@@ -1,7 +1,7 @@
 //! The vectorised forward pass against the lesson's per-unit loop in float64, on every
 //! device this build has.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

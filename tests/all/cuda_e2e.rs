@@ -1,11 +1,9 @@
 //! End-to-end GPU tests: CUDA Graph capture and replay, concurrent callers with graphs, and
-//! the tuning cache. (Streaming runs on the GPU too, in tests/streaming.rs.)
+//! the tuning cache. (Streaming runs on the GPU too, in tests/all/streaming.rs.)
 //!
 //! They need an NVIDIA GPU (compute capability 8.0+), a driver with CUDA 13.0 (>= 580) and
 //! cuBLAS 13. Without one they FAIL: a missing GPU must never read as a pass.
-#![cfg(feature = "cuda")]
-
-mod common;
+use crate::common;
 
 use common::gpu;
 

@@ -6,7 +6,7 @@
 //! up when it is faster than the copies it feeds. `memcpy` is the same machine's ceiling,
 //! measured side by side.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use half::{bf16, f16};
 use ndarray::Array2;
 use vecprop::device::staging::{pack_rows, unpack_rows, Staged};
@@ -49,4 +49,3 @@ fn staging(c: &mut Criterion) {
 }
 
 criterion_group!(benches, staging);
-criterion_main!(benches);

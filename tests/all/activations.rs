@@ -17,7 +17,7 @@
 //! each is `+∞` at `+∞`. A softmax row with a NaN or a `+∞` (`e^(∞ - ∞)`), or with nothing
 //! but `-∞`, is all NaN; a `-∞` among finite values gives 0.
 
-mod common;
+use crate::common;
 
 use common::{random_input, random_network, reference_forward, relative_error, tolerance};
 use ndarray::{Array1, Array2};

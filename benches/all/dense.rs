@@ -5,7 +5,7 @@
 //! on GPU 0 once per kernel strategy. Device-only GPU kernel timings with CUDA events come
 //! from `vecprop bench --device cuda`.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use ndarray::Array2;
 use vecprop::bench::{layer_parameters, CPU_DEFAULT_SHAPES};
 use vecprop::device::cpu::dense_forward;
@@ -102,4 +102,3 @@ fn network(c: &mut Criterion) {
 }
 
 criterion_group!(benches, cpu_layer, network);
-criterion_main!(benches);

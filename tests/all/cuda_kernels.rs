@@ -9,9 +9,7 @@
 //! reference computes quickly; at most 64 rows per pass for split-K, larger batches in
 //! chunks), widths off every tile multiple.
 //! GPU buffers are poisoned with NaN before each pass. Without a GPU these tests FAIL.
-#![cfg(feature = "cuda")]
-
-mod common;
+use crate::common;
 
 use common::{gpu, reference_forward};
 use ndarray::{array, Array1, Array2};

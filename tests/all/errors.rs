@@ -1,7 +1,6 @@
 //! Every error a user can cause gets its own clear message.
 
-#[path = "fixtures/helpers.rs"]
-mod helpers;
+use crate::helpers;
 
 use helpers::*;
 use ndarray::Array2;

@@ -1,0 +1,8 @@
+//! vecprop's criterion benchmarks, as one executable (one link, one binary in the GPU bundle).
+//! Pick a group with a filter: `cargo bench --bench all -- staging`, `-- npy`, `-- cpu_layer`.
+
+mod dense;
+mod npy;
+mod staging;
+
+criterion::criterion_main!(dense::benches, npy::benches, staging::benches);
