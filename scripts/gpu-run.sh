@@ -1,41 +1,47 @@
 #!/usr/bin/env bash
-# gpu-run.sh: the whole GPU check of vecprop on a GPU machine that has no cargo and no network.
-# scripts/gpu-check.sh copies it into its bundle as run.sh, beside the executables it runs.
+# gpu-run.sh: the whole GPU check of vecprop, in one call, on a GPU machine that has no cargo,
+# no pip and no network (bash, coreutils, python3; PyTorch if present). scripts/gpu-check.sh
+# copies it into its bundle as run.sh, beside the executables it runs.
 #
-#   OUT=/dir .gpu-bundle/run.sh      # default OUT: ./gpu-out; exits non-zero on any failure
+#   OUT=/dir .gpu-bundle/run.sh           # everything, at most 8 minutes on an H100
+#   OUT=/dir .gpu-bundle/run.sh --quick   # the tests and one bench row per target, <= 3 minutes
 #
-# Phases, in order, all logged to $OUT/gpu-check.log:
-#   1. cold start: the CUDA suites first thing in this process tree, CUDA_MODULE_LOADING=LAZY,
-#      with the driver's ~/.nv compute cache emptied (issue 14: a capture that failed only cold);
-#   2. every test executable (VECPROP_BIN and VECPROP_FIXTURES point into the bundle, so
-#      they run from any folder);
-#   3. compute-sanitizer: memcheck over each CUDA suite, then racecheck, synccheck and initcheck
-#      on one test per kernel family, one test at a time (all at once did not finish);
-#   4. the kernel bench (vecprop-bench.json, vecprop-bench.svg) and the end-to-end bench
-#      (vecprop-e2e.json);
-#   5. when python3 with torch is present: scripts/torch_gpu_bench.py (torch.json) and
-#      scripts/bench_report.py (tables.md);
-#   6. the summary, printed last and kept in summary.txt.
-# Time: the whole run aims at ~9 minutes (one device call). SANITIZER_BUDGET_S (default 150)
-# and TORCH_BUDGET_S (default 150) bound phases 3 and 5; BENCH_MODE=full runs the criterion
-# benches fully (default: one quick pass each).
+# Phases, in order; each has its own time limit, cut further so that the run as a whole stays
+# inside its budget (RUN_BUDGET_S: 470 s, quick 175 s), and each writes $OUT/phase-<name>.json
+# (status, exit code, seconds, tests passed and failed) and $OUT/<name>.log as it finishes:
+#   cold      every integration test with `cuda` in its name (the cuda_* modules and each
+#             per-device test's cuda variant) first thing, CUDA_MODULE_LOADING=LAZY, empty
+#             JIT cache
+#   devices   `vecprop devices` and `vecprop demo --device cuda`
+#   tests     every other test: the library's unit tests, the CLI's, the integration suite
+#   memcheck  compute-sanitizer memcheck over the parity tests (full run only)
+#   bench     `vecprop bench --device cuda` at the shapes of issues 8 and 9 (vecprop-bench.json)
+#   e2e       latency, whole-batch throughput, streaming (vecprop-e2e.json)
+#   images    the criterion bench of decoding the kernel images, and every bench once
+#   torch     scripts/torch_gpu_bench.py on the same GPU (torch.json), when PyTorch has CUDA
+#   report    tables.md (scripts/bench_report.py) and targets.json (scripts/gpu_targets.py)
+# The last thing printed is the table of every target of issues 8, 9 and 10: target,
+# measured, met or missed. The exit status is non-zero if any phase failed.
 set -uo pipefail
 
+quick=0
+[[ "${1:-}" == --quick ]] && quick=1
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 OUT="${OUT:-$PWD/gpu-out}"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
-log="$OUT/gpu-check.log"
-sanitizer_log="$OUT/sanitizer.log"
-: > "$log"
-: > "$sanitizer_log"
 export VECPROP_BIN="$here/bin/vecprop"
 export VECPROP_FIXTURES="$here/fixtures"
 vecprop="$VECPROP_BIN"
+tests_exe="$here/tests/test-all"
+budget_s="${RUN_BUDGET_S:-$(( quick ? 175 : 470 ))}"
 started=$SECONDS
+failed_phases=()
+log="$OUT/run.log"
+: > "$log"
 say() { echo "$@" | tee -a "$log"; }
 
-# Puts the folder holding $1 on LD_LIBRARY_PATH unless the loader already finds it.
+# Puts the folder holding library $1 on LD_LIBRARY_PATH unless the loader already finds it.
 find_library() {
     local lib="$1" found
     if ldconfig -p 2>/dev/null | grep -q "[[:space:]]$lib "; then
@@ -52,171 +58,134 @@ find_library() {
     fi
 }
 
-passed=0
-failed=0
-failures=()
-tests_passed=0
-tests_failed=0
-# Runs a command with a time limit, logging its output; counts it as one check, and adds up
-# libtest's "test result: ... N passed; M failed" lines.
-check() {
-    local label="$1"; shift
-    local before
-    before=$(wc -l < "$log")
-    say ""
-    say "== $label: $*"
-    timeout "${CHECK_TIMEOUT:-300}" "$@" 2>&1 | tee -a "$log"
-    local status=${PIPESTATUS[0]}
-    if [[ $status -eq 0 ]]; then
-        say "-- $label: ok"
-        passed=$((passed + 1))
+# phase NAME LIMIT_S COMMAND...: runs one step of a phase under min(LIMIT_S, what is left of
+# the budget), appending to $OUT/NAME.log, then (re)writes $OUT/phase-NAME.json with the
+# phase's totals so far. A phase may call this several times; any failing step fails it.
+declare -A phase_status phase_seconds phase_passed phase_failed
+phase() {
+    local name="$1" limit="$2"; shift 2
+    local left=$(( budget_s - (SECONDS - started) ))
+    (( left < limit )) && limit=$left
+    local phase_log="$OUT/$name.log" status t0=$SECONDS before=0
+    [[ -f "$phase_log" ]] && before=$(wc -l < "$phase_log")
+    say "== $name: $* (limit ${limit}s)"
+    if (( limit < 5 )); then
+        echo "skipped: the run's ${budget_s}s budget is spent" >> "$phase_log"
+        status=124
     else
-        say "-- $label: FAILED (exit $status)"
-        failures+=("$label")
-        failed=$((failed + 1))
+        timeout --kill-after=10 "$limit" "$@" >> "$phase_log" 2>&1
+        status=$?
     fi
-    while read -r p f; do
-        tests_passed=$((tests_passed + p))
-        tests_failed=$((tests_failed + f))
-    done < <(tail -n +"$((before + 1))" "$log" \
-        | sed -n 's/.*test result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p')
+    local passed failed
+    read -r passed failed < <(tail -n +"$((before + 1))" "$phase_log" | sed -n \
+        's/.*test result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' \
+        | awk '{p += $1; f += $2} END {print p + 0, f + 0}')
+    phase_seconds[$name]=$(( ${phase_seconds[$name]:-0} + SECONDS - t0 ))
+    phase_passed[$name]=$(( ${phase_passed[$name]:-0} + passed ))
+    phase_failed[$name]=$(( ${phase_failed[$name]:-0} + failed ))
+    if [[ $status -ne 0 ]]; then
+        phase_status[$name]="failed (exit $status$([[ $status -eq 124 ]] && echo ', time limit'))"
+        [[ " ${failed_phases[*]} " == *" $name "* ]] || failed_phases+=("$name")
+    elif [[ -z "${phase_status[$name]:-}" ]]; then
+        phase_status[$name]=ok
+    fi
+    printf '{"phase": "%s", "status": "%s", "last_exit": %d, "seconds": %d, "tests_passed": %d, "tests_failed": %d, "quick": %s}\n' \
+        "$name" "${phase_status[$name]}" "$status" "${phase_seconds[$name]}" \
+        "${phase_passed[$name]}" "${phase_failed[$name]}" "$([[ $quick -eq 1 ]] && echo true || echo false)" \
+        > "$OUT/phase-$name.json"
+    say "-- $name: ${phase_status[$name]} after ${phase_seconds[$name]}s (tests: $passed passed, $failed failed)"
     return "$status"
 }
 
-cuda_suites=()
-for exe in "$here"/tests/test-cuda_*; do [[ -e "$exe" ]] && cuda_suites+=("$exe"); done
-
-# ---- 1. cold start ---------------------------------------------------------------------
-say "== vecprop gpu-check, $(date -u '+%Y-%m-%d %H:%M:%S UTC') on $(hostname)"
+say "== vecprop GPU check$([[ $quick -eq 1 ]] && echo ' (quick)'), $(date -u '+%Y-%m-%d %H:%M:%S UTC') on $(hostname), budget ${budget_s}s"
 find_library libcuda.so.1
 find_library libcublas.so.13
 find_library libcublasLt.so.13
-say "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee -a "$log"
+
+# ---- cold start: the CUDA tests first, with no JIT cache --------------------------------
 rm -rf "${HOME:-/root}/.nv/ComputeCache"
-say "== cold start: ~/.nv/ComputeCache emptied, CUDA_MODULE_LOADING=LAZY, CUDA suites first"
-cold_cache="$(mktemp -d)"   # CUDA_CACHE_PATH: an empty JIT cache, whatever ~/.nv holds
-for exe in "${cuda_suites[@]}"; do
-    CUDA_MODULE_LOADING=LAZY CUDA_CACHE_PATH="$cold_cache" \
-        check "cold $(basename "$exe")" "$exe" || true
-done
-say "== nvidia-smi"
-nvidia-smi 2>&1 | tee -a "$log"
+cold_cache="$(mktemp -d)"
+CUDA_MODULE_LOADING=LAZY CUDA_CACHE_PATH="$cold_cache" phase cold 150 "$tests_exe" cuda
+phase devices 30 "$vecprop" devices
+phase devices 60 "$vecprop" demo --device cuda
 
-# ---- 2. every test executable ------------------------------------------------------------
-for exe in "$here"/tests/*; do
-    check "test $(basename "$exe")" "$exe" || true
-done
-for exe in "$here"/benches/*; do
-    [[ -e "$exe" ]] || continue
-    mode=(--test)
-    [[ "${BENCH_MODE:-}" == full ]] && mode=(--bench)
-    check "bench $(basename "$exe")" "$exe" "${mode[@]}" || true
-done
-check "vecprop devices" "$vecprop" devices || true
-check "vecprop demo" "$vecprop" demo --device cuda || true
+# ---- every test ------------------------------------------------------------------------------
+phase tests 90 "$here/tests/lib-vecprop"
+phase tests 30 "$here/tests/bin-vecprop"
+phase tests 120 "$tests_exe" --skip cuda
 
-# ---- 3. compute-sanitizer -----------------------------------------------------------------
+# ---- compute-sanitizer memcheck over the parity tests ----------------------------------------
 sanitizer="$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -n 1)"
-sanitizer_runs=0
-sanitizer_errors=0
-sanitizer_skipped=0
-# Runs one sanitizer tool on one test executable (optionally one test); its output goes to
-# sanitizer.log, its verdict to the main log.
-sanitize() {
-    local tool="$1" exe="$2" test_name="${3:-}"
-    local args=("$exe" --test-threads=1)
-    [[ -n "$test_name" ]] && args+=(--exact "$test_name")
-    if (( SECONDS - started > ${SANITIZER_DEADLINE_S:-0} && ${SANITIZER_DEADLINE_S:-0} > 0 )); then
-        sanitizer_skipped=$((sanitizer_skipped + 1))
-        say "-- $tool $(basename "$exe") ${test_name}: skipped (sanitizer time budget spent)"
-        return 0
-    fi
-    echo "== $tool $(basename "$exe") $test_name" >> "$sanitizer_log"
-    timeout "${SANITIZER_TIMEOUT:-120}" "$sanitizer" --tool "$tool" --error-exitcode 99 \
-        "${args[@]}" >> "$sanitizer_log" 2>&1
-    local status=$?
-    sanitizer_runs=$((sanitizer_runs + 1))
-    local summary
-    summary="$(grep -a "ERROR SUMMARY" "$sanitizer_log" | tail -n 1)"
-    if [[ $status -eq 0 ]]; then
-        say "-- $tool $(basename "$exe") ${test_name}: ok (${summary:-no summary})"
+if [[ $quick -eq 0 ]]; then
+    if [[ -n "$sanitizer" ]]; then
+        phase memcheck 120 "$sanitizer" --tool memcheck --error-exitcode 99 \
+            "$tests_exe" cuda_parity --test-threads=1
     else
-        sanitizer_errors=$((sanitizer_errors + 1))
-        failures+=("$tool $(basename "$exe") $test_name (exit $status)")
-        failed=$((failed + 1))
-        say "-- $tool $(basename "$exe") ${test_name}: FAILED, exit $status (${summary:-no summary}; see sanitizer.log)"
+        phase memcheck 5 sh -c 'echo "compute-sanitizer not found"; exit 1'
     fi
-}
-
-# One test per kernel family of a suite: libtest names tests `<family>_<dtype>::<activation>`
-# (tests outside such modules are covered by memcheck only); the family is the module with its dtype suffix removed, and the test
-# chosen is a 16-bit one where there is one (the tensor-core paths share the most memory).
-family_tests() {
-    "$1" --list --format terse 2>/dev/null | sed -n 's/: test$//p' | grep '::' | awk '
-        { module = $0; sub(/::[^:]*$/, "", module); family = module
-          sub(/_(f32|tf32|f16|bf16)$/, "", family)
-          if (!(family in pick) || (module ~ /_bf16$/ && pick[family] !~ /_bf16::/)) pick[family] = $0 }
-        END { for (f in pick) print pick[f] }' | sort
-}
-
-if [[ -z "$sanitizer" ]]; then
-    say ""
-    say "== compute-sanitizer: NOT FOUND, skipped"
-    failures+=("compute-sanitizer not found")
-    failed=$((failed + 1))
-else
-    say ""
-    say "== compute-sanitizer ($sanitizer): memcheck per CUDA suite, then racecheck, synccheck, initcheck per kernel family"
-    SANITIZER_DEADLINE_S=$(( SECONDS - started + ${SANITIZER_BUDGET_S:-150} ))
-    for exe in "${cuda_suites[@]}"; do sanitize memcheck "$exe"; done
-    for exe in "${cuda_suites[@]}"; do
-        while read -r test_name; do
-            [[ -n "$test_name" ]] || continue
-            for tool in racecheck synccheck initcheck; do sanitize "$tool" "$exe" "$test_name"; done
-        done < <(family_tests "$exe")
-    done
 fi
 
-# ---- 4. benches ------------------------------------------------------------------------------
-check "vecprop bench" "$vecprop" bench --device cuda \
-    --json "$OUT/vecprop-bench.json" --plot "$OUT/vecprop-bench.svg" || true
-check "vecprop bench e2e" "$vecprop" bench --device cuda --latency --network-throughput \
-    --streaming --callers 1,2,4,8 --json "$OUT/vecprop-e2e.json" || true
+# ---- benches -----------------------------------------------------------------------------------
+# The shapes of the targets of issues 8 and 9; quick: one of each kind, fewer repeats.
+if [[ $quick -eq 1 ]]; then
+    shapes=65536x64x64,65536x256x256,64x4096x4096,16384x4096x4096,65536x784x512
+    bench_args=(--repeats 3)
+    e2e_args=(--latency --network-throughput)
+    torch_args=(--quick --no-compile --budget-s 40)
+else
+    shapes=16384x64x64,65536x64x64,65536x256x256,1x1024x1024,1x4096x4096,64x1024x1024
+    shapes+=,64x4096x4096,16384x4096x4096,65536x4096x4096,65536x784x512,16384x1024x1024
+    shapes+=,65536x1024x1024
+    bench_args=(--repeats 10)
+    e2e_args=(--latency --network-throughput --streaming)
+    torch_args=(--budget-s 100)
+fi
+phase bench 150 "$vecprop" bench --device cuda --shapes "$shapes" "${bench_args[@]}" \
+    --json "$OUT/vecprop-bench.json" --plot "$OUT/vecprop-bench.svg"
+phase e2e 120 "$vecprop" bench --device cuda "${e2e_args[@]}" --json "$OUT/vecprop-e2e.json"
+phase images 40 "$here/benches/bench-all" --bench kernel_images \
+    --warm-up-time 0.5 --measurement-time 1
+[[ $quick -eq 0 ]] && phase images 60 "$here/benches/bench-all" --test
 
-# ---- 5. PyTorch on the same GPU, and the tables ----------------------------------------
+# ---- PyTorch on the same GPU ---------------------------------------------------------------
 torch_json=()
 if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
-    if check "torch bench" python3 "$here/scripts/torch_gpu_bench.py" --json "$OUT/torch.json" \
-        --budget-s "${TORCH_BUDGET_S:-150}"; then
+    if phase torch 110 python3 "$here/scripts/torch_gpu_bench.py" --json "$OUT/torch.json" \
+        "${torch_args[@]}"; then
         torch_json=(--torch "$OUT/torch.json")
     fi
 else
-    say ""
-    say "== torch bench: skipped (python3 with CUDA torch not found)"
-fi
-report_inputs=()
-[[ -s "$OUT/vecprop-bench.json" ]] && report_inputs+=(--vecprop "$OUT/vecprop-bench.json")
-[[ -s "$OUT/vecprop-e2e.json" ]] && report_inputs+=(--e2e "$OUT/vecprop-e2e.json")
-if (( ${#report_inputs[@]} )); then
-    check "bench report" python3 "$here/scripts/bench_report.py" "${report_inputs[@]}" \
-        "${torch_json[@]}" --markdown "$OUT/tables.md" > /dev/null || true
+    say "== torch: skipped (python3 with CUDA torch not found)"
 fi
 
-# ---- 6. summary --------------------------------------------------------------------------
+# ---- report: the tables, then the targets, printed last -------------------------------------
+report=()
+[[ -s "$OUT/vecprop-bench.json" ]] && report+=(--vecprop "$OUT/vecprop-bench.json")
+[[ -s "$OUT/vecprop-e2e.json" ]] && report+=(--e2e "$OUT/vecprop-e2e.json")
+if (( ${#report[@]} )); then
+    budget_s=$(( budget_s + 20 ))  # the report always gets its few seconds
+    phase report 15 python3 "$here/scripts/bench_report.py" "${report[@]}" "${torch_json[@]}" \
+        --markdown "$OUT/tables.md"
+fi
 gpu="$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)"
 driver="$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n 1)"
 {
     echo "device:     ${gpu:-unknown (nvidia-smi failed)}"
     echo "driver:     ${driver:-unknown}"
     echo "date:       $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-    echo "wall time:  $((SECONDS - started)) s"
-    echo "checks:     $passed passed, $failed failed (test executables, benches, CLI commands, sanitizer runs)"
-    echo "tests:      $tests_passed passed, $tests_failed failed (individual #[test]s, cold phase included)"
-    echo "sanitizer:  $sanitizer_runs runs, $sanitizer_errors with errors, $sanitizer_skipped skipped for time"
-    for label in "${failures[@]}"; do echo "FAILED:     $label"; done
+    echo "wall time:  $((SECONDS - started)) s of a ${budget_s} s budget$([[ $quick -eq 1 ]] && echo ' (quick)')"
+    for name in cold devices tests memcheck bench e2e images torch report; do
+        [[ -n "${phase_status[$name]:-}" ]] || continue
+        printf 'phase %-9s %s, %ss, tests %s passed %s failed\n' "$name" "${phase_status[$name]}" \
+            "${phase_seconds[$name]}" "${phase_passed[$name]}" "${phase_failed[$name]}"
+    done
     echo "outputs:    $(cd "$OUT" && ls | tr '\n' ' ')"
-} > "$OUT/summary.txt"
+    echo
+    python3 "$here/scripts/gpu_targets.py" --bench "$OUT/vecprop-bench.json" \
+        --e2e "$OUT/vecprop-e2e.json" --torch "$OUT/torch.json" --json "$OUT/targets.json"
+} > "$OUT/summary.txt" 2>&1
 say ""
 say "== summary"
 tee -a "$log" < "$OUT/summary.txt"
-[[ $failed -eq 0 ]]
+[[ ${#failed_phases[@]} -eq 0 ]]

@@ -1,8 +1,15 @@
 //! vecprop's criterion benchmarks, as one executable (one link, one binary in the GPU bundle).
-//! Pick a group with a filter: `cargo bench --bench all -- staging`, `-- npy`, `-- cpu_layer`.
+//! Pick a group with a filter: `cargo bench --bench all -- staging`, `-- npy`, `-- cpu_layer`,
+//! `-- kernel_images` (with `--features cuda`).
 
 mod dense;
+mod kernel_images;
 mod npy;
 mod staging;
 
-criterion::criterion_main!(dense::benches, npy::benches, staging::benches);
+criterion::criterion_main!(
+    dense::benches,
+    kernel_images::benches,
+    npy::benches,
+    staging::benches
+);

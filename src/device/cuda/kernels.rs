@@ -18,7 +18,7 @@ use cudarc::nvrtc::Ptx;
 use super::context::driver_version;
 use super::dense::DenseOperands;
 use super::error::CudaResultExt;
-use super::{ptx, GpuElement};
+use super::{images, GpuElement};
 use crate::activation::Activation;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -95,6 +95,37 @@ pub(crate) fn kernel_name(op: KernelOp, activation: Activation, dtype: DType) ->
         activation.name(),
         dtype.name()
     ))
+}
+
+/// Every `<op>_<act>_<dtype>` kernel that [`kernel_name`] can form for a dtype its family
+/// takes: SimtWarp is f32 only, the Hopper families f16 and bf16 only.
+#[cfg(test)]
+pub(super) fn launchable() -> Vec<String> {
+    use KernelOp::*;
+    let mut names = Vec::new();
+    for op in [
+        BiasActivation,
+        Fused,
+        FusedSmall,
+        SimtWarp,
+        Wgmma,
+        WgmmaNarrow,
+    ] {
+        for dtype in DType::ALL {
+            let takes = match op {
+                SimtWarp => dtype == DType::F32,
+                Wgmma | WgmmaNarrow => dtype != DType::F32,
+                _ => true,
+            };
+            if takes {
+                let named = Activation::ALL
+                    .into_iter()
+                    .map(|a| kernel_name(op, a, dtype));
+                names.extend(named.filter_map(Result::ok));
+            }
+        }
+    }
+    names
 }
 
 /// The kernel modules of one GPU, loaded on first use.
@@ -194,16 +225,14 @@ impl KernelCache {
             return Ok(Arc::clone(module));
         }
         // A cubin (the sm_90a modules) needs no JIT; PTX is compiled by the driver.
-        let image = match (ptx::cubin(name), ptx::module(name)) {
-            (Some(cubin), _) => Ptx::from_binary(cubin.to_vec()),
-            (None, Some(source)) => Ptx::from_src(source),
-            (None, None) => {
-                return Err(Error::Cuda {
-                    context: format!("loading kernel module `{name}`"),
-                    message: format!("this build has no kernels/{name}.cu"),
-                })
-            }
+        // cuModuleLoadData tells the two apart by their first bytes.
+        let Some(image) = images::image(name) else {
+            return Err(Error::Cuda {
+                context: format!("loading kernel module `{name}`"),
+                message: format!("this build has no kernels/{name}.cu"),
+            });
         };
+        let image = Ptx::from_binary(image.load_data()?);
         let module = self
             .context
             .load_module(image)
@@ -462,21 +491,14 @@ mod tests {
             ] {
                 for &dtype in dtypes {
                     let name = kernel_name(op, activation, dtype).unwrap();
-                    let found = match ptx::cubin(op.module()) {
-                        // The symbol table of a cubin holds each kernel's name.
-                        Some(cubin) => cubin
-                            .windows(name.len() + 1)
-                            .any(|w| &w[..name.len()] == name.as_bytes() && w[name.len()] == 0),
-                        None => ptx::module(op.module())
-                            .unwrap_or_default()
-                            .contains(&format!(".entry {name}(")),
-                    };
+                    let found = images::image(op.module()).is_some_and(|m| m.defines(&name));
                     assert!(found, "module {} lacks {name}", op.module());
                 }
             }
         }
-        assert!(
-            ptx::cubin(KernelOp::Wgmma.module()).is_some(),
+        assert_eq!(
+            images::image(KernelOp::Wgmma.module()).map(|m| m.format()),
+            Some(images::ImageFormat::Cubin),
             "the Hopper module is embedded as an sm_90a cubin"
         );
     }
@@ -493,7 +515,7 @@ mod tests {
                     let Ok(name) = kernel_name(op, activation, dtype) else {
                         continue;
                     };
-                    let params = ptx::entry_params(op.module(), &name);
+                    let params = images::entry_params(op.module(), &name);
                     let params = params.unwrap_or_else(|| panic!("no {name} in the PTX"));
                     // bias_*: z, bias, rows, cols, act_param; fused_*: a, w, bias, out, m,
                     // n, k, act_param (ABI.md): what the launchers below push.
@@ -505,7 +527,7 @@ mod tests {
         }
         for activation in Activation::ALL.into_iter().filter(|a| a.is_elementwise()) {
             let name = kernel_name(KernelOp::SimtWarp, activation, DType::F32).unwrap();
-            let params = ptx::entry_params(KernelOp::SimtWarp.module(), &name).unwrap();
+            let params = images::entry_params(KernelOp::SimtWarp.module(), &name).unwrap();
             assert_eq!(params.len(), 8, "{name}: {params:?}");
             assert_eq!(params.last().unwrap(), ".f32", "{name} ends in act_param");
         }

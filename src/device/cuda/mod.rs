@@ -3,7 +3,8 @@
 //! - `context`: the context per GPU and its properties; [`describe_devices`].
 //! - `stream`: a lane (stream + cuBLAS handles) per concurrent caller; event timing.
 //! - `pool` and `pinned`: caching pools of device buffers and pinned host buffers.
-//! - `kernels`: lazy PTX loading and checked launches of the kernels in `kernels/ABI.md`.
+//! - `images`: the compiled kernel modules, embedded zstd-compressed, decoded on first use;
+//!   `kernels`: lazy module loading and checked launches of the kernels in `kernels/ABI.md`.
 //!   `hopper`: the Hopper-only `wgmma` kernels (TMA tensor maps, launch, shape fallback).
 //! - `blas`: row-major GEMMs on cuBLAS and cuBLASLt.
 //! - `dense`: one dense layer by each strategy; `plan`: a whole network, whose passes
@@ -21,6 +22,7 @@ pub(crate) mod dense;
 pub(crate) mod error;
 mod graph_exec;
 mod hopper;
+mod images;
 mod kernels;
 mod narrow;
 mod network_kernel;
@@ -29,7 +31,6 @@ mod pass;
 mod pinned;
 mod plan;
 mod pool;
-mod ptx;
 mod splitk;
 pub(crate) mod stream;
 mod streaming;
@@ -44,6 +45,7 @@ use cudarc::driver::{CudaContext, DeviceRepr, ValidAsZeroBits};
 use context::DeviceInfo;
 
 pub use context::describe_devices;
+pub use images::{decode_kernel_image, kernel_images, KernelImageInfo};
 pub use plan::CudaPlan;
 pub use pool::PoolStats;
 

@@ -185,6 +185,24 @@ pub(crate) fn narrow_dense<T: GpuElement>(
     Ok(())
 }
 
+/// Every kernel the launchers here can name: NP = 32, 64, 128, 256 on the CUDA cores, and up
+/// to 128 on the tensor cores, which take f16 and bf16 only.
+#[cfg(test)]
+pub(super) fn launchable() -> Vec<String> {
+    let mut names = Vec::new();
+    for dtype in DType::ALL {
+        for activation in Activation::ALL {
+            for slots in [1, 2, 4, 8] {
+                names.push(Narrow::Simt.kernel_name(slots, activation, dtype));
+                if dtype != DType::F32 && 32 * slots <= MMA_MAX_UNITS {
+                    names.push(Narrow::Mma.kernel_name(slots, activation, dtype));
+                }
+            }
+        }
+    }
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,7 +240,7 @@ mod tests {
     #[test]
     fn every_launched_kernel_is_in_the_ptx() {
         let has = |module: &str, name: &str, count: usize, act_param: bool| {
-            let params = super::super::ptx::entry_params(module, name)
+            let params = super::super::images::entry_params(module, name)
                 .unwrap_or_else(|| panic!("{module} lacks {name}"));
             assert_eq!(params.len(), count, "{name}: {params:?}");
             assert_eq!(

@@ -10,6 +10,7 @@ use super::error::CudaResultExt;
 use super::kernels::{as_int, check_len, KernelCache};
 use super::GpuElement;
 use crate::activation::Activation;
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 
 /// The most layers and the widest layer the kernel takes (network.cu).
@@ -171,7 +172,7 @@ pub(crate) fn network_forward<T: GpuElement>(
         .max()
         .unwrap_or(1);
     let shared = shared_bytes(widest);
-    let name = format!("network_{}", T::DTYPE.name());
+    let name = kernel_name(T::DTYPE);
     let function = kernels.function("network", &name, true)?;
     let threads = (32 * WARPS) as u32;
     // The occupancy query is a driver call on the function: its context must be current.
@@ -211,6 +212,17 @@ pub(crate) fn network_forward<T: GpuElement>(
     Ok(())
 }
 
+/// `network_<dtype>`: one kernel runs every layer, whatever their activations.
+fn kernel_name(dtype: DType) -> String {
+    format!("network_{}", dtype.name())
+}
+
+/// Every kernel the launcher here can name.
+#[cfg(test)]
+pub(super) fn launchable() -> Vec<String> {
+    DType::ALL.into_iter().map(kernel_name).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,7 +253,7 @@ mod tests {
         assert_eq!(std::mem::offset_of!(NetworkLayers, act_params), 72);
         assert_eq!(std::mem::offset_of!(NetworkLayers, weights), 104);
         // The compiled kernel takes the struct by value with exactly this size.
-        let params = super::super::ptx::entry_params("network", "network_f32").unwrap();
+        let params = super::super::images::entry_params("network", "network_f32").unwrap();
         let size = std::mem::size_of::<NetworkLayers>();
         assert_eq!(params.last().unwrap(), &format!(".align 8 .b8[{size}]"));
         assert_eq!(std::mem::align_of::<NetworkLayers>(), 8);

@@ -12,6 +12,7 @@ use super::error::CudaResultExt;
 use super::kernels::{as_int, bias_activation, launch_dims, KernelCache};
 use super::GpuElement;
 use crate::activation::Activation;
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 
 /// The most rows the split-K kernel is offered for (Auto's candidates).
@@ -105,7 +106,7 @@ pub(crate) fn splitk_dense<T: GpuElement>(
     let strips = n.div_ceil(32 * (16 / element));
     let partial = workspace.at_least(stream, partial_len)?;
 
-    let name = format!("splitk_partial_{}", T::DTYPE.name());
+    let name = partial_name(T::DTYPE);
     let function = kernels.function("splitk", &name, false)?;
     let config = LaunchConfig {
         grid_dim: (
@@ -144,11 +145,7 @@ pub(crate) fn splitk_dense<T: GpuElement>(
     } else {
         Activation::Linear
     };
-    let name = format!(
-        "splitk_reduce_{}_{}",
-        reduce_activation.name(),
-        T::DTYPE.name()
-    );
+    let name = reduce_name(reduce_activation, T::DTYPE);
     let function = kernels.function("splitk", &name, false)?;
     let act_param = reduce_activation.parameter();
     let blocks = u32::try_from((m * n).div_ceil(THREADS as usize))
@@ -181,6 +178,28 @@ pub(crate) fn splitk_dense<T: GpuElement>(
         return Ok(());
     }
     bias_activation(kernels, stream, activation, out, None, m, n)
+}
+
+/// `splitk_partial_<dtype>`: the partial products of one K slice.
+fn partial_name(dtype: DType) -> String {
+    format!("splitk_partial_{}", dtype.name())
+}
+
+/// `splitk_reduce_<act>_<dtype>`: the sum over slices, with bias and an elementwise g.
+fn reduce_name(activation: Activation, dtype: DType) -> String {
+    format!("splitk_reduce_{}_{}", activation.name(), dtype.name())
+}
+
+/// Every kernel the launchers here can name.
+#[cfg(test)]
+pub(super) fn launchable() -> Vec<String> {
+    let mut names = Vec::new();
+    for dtype in DType::ALL {
+        names.push(partial_name(dtype));
+        let elementwise = Activation::ALL.into_iter().filter(|a| a.is_elementwise());
+        names.extend(elementwise.map(|activation| reduce_name(activation, dtype)));
+    }
+    names
 }
 
 #[cfg(test)]
