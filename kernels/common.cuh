@@ -225,12 +225,15 @@ __device__ __forceinline__ bool is_aligned(const void* p, unsigned bytes) {
     return (reinterpret_cast<uintptr_t>(p) & (bytes - 1)) == 0;
 }
 
-/// Sum and maximum over the 32 lanes of a warp (every lane gets the result). warp_max drops
-/// NaN (fmaxf); the softmax, its one user, carries NaN in its sums instead.
+/// max(a, b) that keeps NaN: NaN if either is NaN (fmaxf would return the other one).
+__device__ __forceinline__ float nan_max(float a, float b) { return (a > b || a != a) ? a : b; }
+
+/// Sum and maximum over the 32 lanes of a warp (every lane gets the result); a NaN in any
+/// lane makes the maximum NaN.
 __device__ __forceinline__ float warp_max(float x) {
 #pragma unroll
     for (int offset = 16; offset > 0; offset >>= 1)
-        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, offset));
+        x = nan_max(x, __shfl_xor_sync(0xffffffffu, x, offset));
     return x;
 }
 

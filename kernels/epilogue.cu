@@ -61,7 +61,7 @@ __device__ __forceinline__ void bias_act(T* z, const T* bias, int rows, int cols
 
 /// Running (max, sum of e^(x - max)) of the values one lane has seen (online softmax).
 ///
-/// NaN and inf end as in PyTorch: a NaN x makes the sum NaN (fmaxf ignores it in the max), and
+/// NaN and inf end as in PyTorch: a NaN x makes the max and the sum NaN (nan_max keeps it), and
 /// so does x = +inf (e^(inf - inf)); both make the whole row NaN through the warp sum. An
 /// x = -inf adds e^-inf = 0 and is skipped, since with max still -inf its e^(x - max) would
 /// be e^NaN; a row of nothing but -inf keeps max = -inf and sum = 0 in every lane, and
@@ -70,7 +70,7 @@ struct SoftmaxState {
     float max = -INFINITY;
     float sum = 0.0f;
     __device__ __forceinline__ void add(float x) {
-        const float new_max = fmaxf(max, x);
+        const float new_max = nan_max(max, x);
         // While max is still -inf, e^(max - new_max) = e^-inf = 0 and sum (0) stays 0.
         const float grown = sum * __expf(max - new_max) + __expf(x - new_max);
         sum = x == -INFINITY ? sum : grown;

@@ -68,7 +68,7 @@ template <int CJ> struct RowEpilogue<RowSoftmax, CJ> {
         float row_max = -INFINITY;
 #pragma unroll
         for (int j = 0; j < CJ; ++j)
-            if (lane + 32 * j < n) row_max = fmaxf(row_max, z[j]);
+            if (lane + 32 * j < n) row_max = nan_max(row_max, z[j]);
         row_max = warp_max(row_max);
         float sum = 0.0f;
 #pragma unroll

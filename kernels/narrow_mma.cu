@@ -65,9 +65,9 @@ __device__ __forceinline__ void quad_softmax(float (&z)[NF][2], int t, int n) {
     for (int f = 0; f < NF; ++f)
 #pragma unroll
         for (int e = 0; e < 2; ++e)
-            if (8 * f + 2 * t + e < n) row_max = fmaxf(row_max, z[f][e]);
-    row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, 1));
-    row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, 2));
+            if (8 * f + 2 * t + e < n) row_max = nan_max(row_max, z[f][e]);
+    row_max = nan_max(row_max, __shfl_xor_sync(0xffffffffu, row_max, 1));
+    row_max = nan_max(row_max, __shfl_xor_sync(0xffffffffu, row_max, 2));
     float sum = 0.0f;
 #pragma unroll
     for (int f = 0; f < NF; ++f)

@@ -150,7 +150,7 @@ __device__ __forceinline__ void network_forward(const T* __restrict__ input, T* 
 }  // namespace vecprop
 
 #define VECPROP_NETWORK_KERNEL(dtype, T)                                                        \
-    extern "C" __global__ void __launch_bounds__(32 * ::vecprop::kNetworkWarps)                 \
+    extern "C" __global__ void __launch_bounds__(32 * ::vecprop::kNetworkWarps, 1)               \
         network_##dtype(const T* __restrict__ input, T* __restrict__ out, int m,                \
                         const __grid_constant__ ::vecprop::NetworkLayers layers) {              \
         ::vecprop::network_forward<T>(input, out, m, layers);                                   \

@@ -102,10 +102,11 @@ done
 cat "$table"
 if [[ -n "$out_file" ]]; then cp "$table" "$out_file"; fi
 
-# Fused kernels must not spill nor use a stack frame.
-bad="$(awk 'NR > 1 && $1 ~ /^(fused_|simt_warp_|wgmma_)/ && ($5 > 0 || $6 > 0 || $7 > 0)' "$table")"
+# No kernel may spill; the GEMM kernels may not use a stack frame either (the others' frames
+# hold softmax's per-row arrays, which ptxas places in local memory without spilling).
+bad="$(awk 'NR > 1 && ($5 > 0 || $6 > 0 || ($1 ~ /^(fused_|simt_warp_|wgmma_)/ && $7 > 0))' "$table")"
 if [[ -n "$bad" ]]; then
-    echo "check-ptx: fused kernels with spills or a stack frame:" >&2
+    echo "check-ptx: kernels with spills (or, for the GEMM kernels, a stack frame):" >&2
     echo "$bad" >&2
     status=1
 fi

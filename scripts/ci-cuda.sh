@@ -12,6 +12,12 @@ set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
+# ABI.md: never fmaxf/fminf in a kernel (they drop a NaN operand); comments may name them.
+if grep -nE '(fmaxf|fminf)\(' kernels/*.cu kernels/*.cuh | grep -vE '^[^:]+:[0-9]+: *//'; then
+    echo "ci-cuda: fmaxf/fminf in kernels/ (use nan_max, common.cuh)" >&2
+    exit 1
+fi
+
 scripts/install-nvcc.sh
 export NVCC="$repo_root/.toolchain/cuda/nvidia/cu13/bin/nvcc"
 

@@ -5,7 +5,8 @@
 //!   `kernels/common.cuh` (the epilogue after cuBLAS and cuBLASLt, both fused tile sizes, in
 //!   f32, f16 and bf16) are held to the same numbers. The scalar CPU path is checked against
 //!   it too.
-//! - Softmax rows holding NaN, +∞ and -∞.
+//! - Softmax rows holding NaN, +∞ and -∞, against the table and against PyTorch's own
+//!   results (fixtures from scripts/make_torch_softmax_fixture.py).
 //! - The new activations against the float64 reference on awkward shapes.
 //! - NaN, +∞ and -∞ in input rows, and NaN in a weight, through whole networks.
 //!
@@ -19,9 +20,10 @@
 
 use crate::common;
 
+use crate::helpers::fixture;
 use common::{random_input, random_network, reference_forward, relative_error, tolerance};
 use ndarray::{Array1, Array2};
-use vecprop::{Activation, DType, Device, Network, Plan, PlanOptions, Strategy};
+use vecprop::{io, Activation, DType, Device, Network, Plan, PlanOptions, Strategy};
 
 const INF: f64 = f64::INFINITY;
 const NAN: f64 = f64::NAN;
@@ -265,6 +267,33 @@ fn softmax_rows_with_nan_and_infinities(device: &Device) {
     }
 }
 
+/// Softmax rows holding NaN, +∞ and -∞ in the first, a middle and the last column, at the
+/// widths of each kernel's scalar path, vector path, several lanes and several column slots,
+/// against what real PyTorch computed (scripts/make_torch_softmax_fixture.py): a NaN anywhere
+/// in a row makes the whole row NaN on every kernel family.
+fn softmax_rows_match_pytorch(device: &Device) {
+    for width in [3, 8, 40, 130] {
+        let rows = io::read_npy(fixture(&format!("torch_softmax_rows_w{width}.npy"))).unwrap();
+        let torch = io::read_npy(fixture(&format!("torch_softmax_w{width}.npy"))).unwrap();
+        assert!(torch
+            .rows()
+            .into_iter()
+            .any(|r| r.iter().all(|v| v.is_nan())));
+        let input = Array2::zeros((2, 1));
+        for (row, want) in rows.rows().into_iter().zip(torch.rows()) {
+            let network = broadcast_layer(width, row.as_slice().unwrap(), Activation::Softmax);
+            let want = Array2::from_shape_fn((2, width), |(_, col)| f64::from(want[col]));
+            for variant in variants(device) {
+                let (_, plan) = compile(device, &network, variant);
+                let got = plan.forward(input.view()).unwrap();
+                let tol = tolerance(device, variant.dtype);
+                let what = format!("softmax of a {width}-wide row {row} on {variant:?}");
+                assert_matches(&got, &want, tol, 1.0, &what);
+            }
+        }
+    }
+}
+
 fn new_activations_match_float64_on_awkward_shapes(device: &Device) {
     for variant in variants(device) {
         for (case, activation) in NEW_ACTIVATIONS.into_iter().enumerate() {
@@ -348,6 +377,7 @@ fn nan_and_infinities_propagate_through_networks(device: &Device) {
 test_device!(
     the_table_holds_on_every_kernel,
     softmax_rows_with_nan_and_infinities,
+    softmax_rows_match_pytorch,
     new_activations_match_float64_on_awkward_shapes,
     nan_and_infinities_propagate_through_networks,
 );
