@@ -12,7 +12,8 @@ use std::path::PathBuf;
 
 use ndarray::{Ix1, Ix2};
 use pyo3::prelude::*;
-use vecprop::{Device, Network};
+use pyo3::types::PyDict;
+use vecprop::Network;
 
 use arrays::{Floats, Role};
 use errors::{invalid_argument, to_py, VecpropError};
@@ -115,15 +116,69 @@ fn layer_pair(
 /// devices() -> list[str]
 ///
 /// The devices this build can run on, as `device=` takes them: "cpu", then "cuda:N" for
-/// each usable GPU (none when vecprop was built without the `cuda` feature).
+/// each GPU the driver reports that the kernels run on (compute capability 8.0+; none when
+/// vecprop was built without the `cuda` feature or no driver is present). One query of the
+/// driver; no GPU context is created.
 #[pyfunction]
 fn devices(py: Python<'_>) -> Vec<String> {
-    py.detach(|| {
-        let gpus = (0..).map_while(|ordinal| Device::cuda(ordinal).ok().map(|_| ordinal));
-        std::iter::once("cpu".to_string())
-            .chain(gpus.map(|ordinal| format!("cuda:{ordinal}")))
-            .collect()
-    })
+    let gpus = py.detach(found_gpus);
+    std::iter::once("cpu".to_string())
+        .chain(gpus.into_iter().filter(|g| g.usable).map(|g| g.device))
+        .collect()
+}
+
+/// gpus() -> list[dict]
+///
+/// What the driver reports about each GPU, asked once: `device` ("cuda:N"), `name`,
+/// `compute_capability` ((major, minor)), `memory_bytes`, `multiprocessors`, and `usable`
+/// (whether vecprop's kernels run on it). Empty without the `cuda` feature or a driver.
+#[pyfunction]
+fn gpus(py: Python<'_>) -> PyResult<Vec<Bound<'_, PyDict>>> {
+    let found = py.detach(found_gpus);
+    found
+        .into_iter()
+        .map(|gpu| {
+            let dict = PyDict::new(py);
+            dict.set_item("device", gpu.device)?;
+            dict.set_item("name", gpu.name)?;
+            dict.set_item("compute_capability", gpu.compute_capability)?;
+            dict.set_item("memory_bytes", gpu.memory_bytes)?;
+            dict.set_item("multiprocessors", gpu.multiprocessors)?;
+            dict.set_item("usable", gpu.usable)?;
+            Ok(dict)
+        })
+        .collect()
+}
+
+/// One GPU as the driver reported it.
+struct FoundGpu {
+    device: String,
+    name: String,
+    compute_capability: (i32, i32),
+    memory_bytes: usize,
+    multiprocessors: usize,
+    usable: bool,
+}
+
+#[cfg(feature = "cuda")]
+fn found_gpus() -> Vec<FoundGpu> {
+    // No driver (or a driver error) means no GPU to offer; `vecprop devices` says why.
+    let gpus = vecprop::device::cuda::gpus().unwrap_or_default();
+    gpus.into_iter()
+        .map(|info| FoundGpu {
+            device: format!("cuda:{}", info.ordinal),
+            usable: info.usable(),
+            name: info.name,
+            compute_capability: info.compute_capability,
+            memory_bytes: info.total_memory,
+            multiprocessors: info.multiprocessors,
+        })
+        .collect()
+}
+
+#[cfg(not(feature = "cuda"))]
+fn found_gpus() -> Vec<FoundGpu> {
+    Vec::new()
 }
 
 #[global_allocator]
@@ -137,6 +192,7 @@ fn _vecprop(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(load, module)?)?;
     module.add_function(wrap_pyfunction!(from_arrays, module)?)?;
     module.add_function(wrap_pyfunction!(devices, module)?)?;
+    module.add_function(wrap_pyfunction!(gpus, module)?)?;
     module.add_function(wrap_pyfunction!(heap::_heap_peak, module)?)?;
     Ok(())
 }

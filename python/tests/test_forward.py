@@ -119,5 +119,12 @@ def test_module_metadata():
     devices = vecprop.devices()
     assert devices[0] == "cpu"
     assert all(d.startswith("cuda:") for d in devices[1:])
+    # One driver query describes every GPU; devices() offers exactly the usable ones.
+    gpus = vecprop.gpus()
+    assert [g["device"] for g in gpus if g["usable"]] == devices[1:]
+    for gpu in gpus:
+        assert set(gpu) == {"device", "name", "compute_capability", "memory_bytes", "multiprocessors", "usable"}
+        assert gpu["memory_bytes"] > 0 and gpu["multiprocessors"] > 0
+        assert gpu["usable"] == (tuple(gpu["compute_capability"]) >= (8, 0))
     assert issubclass(vecprop.VecpropError, ValueError)
     assert vecprop.load.__doc__ and vecprop.Model.predict.__doc__

@@ -13,6 +13,6 @@ or build one from arrays, then call it on a 2-D batch, one example per row::
 Every error the library reports raises :class:`VecpropError`, a subclass of ``ValueError``.
 """
 
-from ._vecprop import Model, VecpropError, __version__, devices, from_arrays, load
+from ._vecprop import Model, VecpropError, __version__, devices, from_arrays, gpus, load
 
-__all__ = ["Model", "VecpropError", "__version__", "devices", "from_arrays", "load"]
+__all__ = ["Model", "VecpropError", "__version__", "devices", "from_arrays", "gpus", "load"]

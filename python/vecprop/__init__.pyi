@@ -1,7 +1,7 @@
 """Type stubs for vecprop (the Rust extension module vecprop._vecprop)."""
 
 import os
-from typing import Literal, Optional, Sequence, Tuple, Union
+from typing import Any, Literal, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -68,4 +68,8 @@ def from_arrays(
     """Builds a model from (W, b) pairs, W shaped (inputs, units), b shaped (units,)."""
 
 def devices() -> list[str]:
-    """The devices this build can run on: "cpu", then "cuda:N" per usable GPU."""
+    """The devices this build can run on: "cpu", then "cuda:N" per usable GPU (one driver query)."""
+
+def gpus() -> list[dict[str, Any]]:
+    """What the driver reports about each GPU, asked once: device, name, compute_capability,
+    memory_bytes, multiprocessors, usable. Empty without the `cuda` feature or a driver."""

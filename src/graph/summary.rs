@@ -66,7 +66,7 @@ pub(crate) fn render(network: &Network, choices: Option<&[String]>) -> String {
         out,
         " Total params: {} ({})",
         group_thousands(total),
-        human_bytes(bytes)
+        crate::size::human_bytes(bytes as u64)
     );
     let _ = writeln!(out, " Trainable params: {}", group_thousands(total));
     let _ = writeln!(out, " Non-trainable params: 0");
@@ -83,17 +83,6 @@ fn group_thousands(n: usize) -> String {
         out.push(c);
     }
     out
-}
-
-fn human_bytes(bytes: usize) -> String {
-    const UNITS: [&str; 4] = ["B", "KB", "MB", "GB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.2} {}", UNITS[unit])
 }
 
 #[cfg(test)]

@@ -178,3 +178,23 @@ pub fn random_network(widths: &[usize], activations: &[Activation], seed: u64) -
 pub fn random_input(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
     vecprop::tensor::random_batch(rows, cols, seed)
 }
+
+/// [`random_input`] rounded to `dtype`, so that a 16-bit plan sees exactly these values.
+pub fn random_input_in(rows: usize, cols: usize, dtype: DType, seed: u64) -> Array2<f32> {
+    random_input(rows, cols, seed).mapv(|x| dtype.round(x))
+}
+
+/// `max |got - want| / max(max |want|, 1e-3)`, after asserting that every element of `got`
+/// is finite (a NaN is an unwritten, poisoned element or an overflow): the GPU suites' error.
+pub fn finite_relative_error(got: &Array2<f32>, want: &Array2<f64>, what: &str) -> f64 {
+    assert_eq!(got.dim(), want.dim(), "{what}: output shape");
+    if let Some((index, value)) = got.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        panic!("{what}: output[{index:?}] = {value} is not finite (unwritten or overflowed)");
+    }
+    let max_error = got
+        .iter()
+        .zip(want)
+        .map(|(&g, &w)| (f64::from(g) - w).abs())
+        .fold(0.0, f64::max);
+    max_error / want.iter().map(|w| w.abs()).fold(1e-3, f64::max)
+}

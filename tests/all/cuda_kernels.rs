@@ -11,7 +11,7 @@
 //! GPU buffers are poisoned with NaN before each pass. Without a GPU these tests FAIL.
 use crate::common;
 
-use common::{gpu, reference_forward};
+use common::{finite_relative_error, gpu, random_input_in, reference_forward};
 use ndarray::{array, Array1, Array2};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -40,24 +40,6 @@ fn network(widths: &[usize], activations: &[Activation], dtype: DType, seed: u64
         builder = builder.layer_with(weight, bias, activation);
     }
     builder.dtype(dtype).build().expect("the test widths chain")
-}
-
-fn input(rows: usize, cols: usize, dtype: DType, seed: u64) -> Array2<f32> {
-    vecprop::tensor::random_batch(rows, cols, seed).mapv(|x| dtype.round(x))
-}
-
-/// `max |got - want| / max(max |want|, 1e-3)`, after asserting every element is finite.
-fn relative_error(got: &Array2<f32>, want: &Array2<f64>, what: &str) -> f64 {
-    assert_eq!(got.dim(), want.dim(), "{what}: output shape");
-    if let Some((index, value)) = got.indexed_iter().find(|(_, v)| !v.is_finite()) {
-        panic!("{what}: output[{index:?}] = {value} is not finite (unwritten or overflowed)");
-    }
-    let max_error = got
-        .iter()
-        .zip(want)
-        .map(|(&g, &w)| (f64::from(g) - w).abs())
-        .fold(0.0, f64::max);
-    max_error / want.iter().map(|w| w.abs()).fold(1e-3, f64::max)
 }
 
 fn compile(
@@ -109,7 +91,7 @@ fn check(case: &Case, activations: &[Activation]) {
                 if rows > 10_000 && macs_per_row > 5_000 {
                     continue;
                 }
-                let x = input(rows, widths[0], dtype, rows as u64 + 7);
+                let x = random_input_in(rows, widths[0], dtype, rows as u64 + 7);
                 let what = format!(
                     "{} {dtype} {activations:?} {widths:?} rows {rows}",
                     case.strategy
@@ -117,7 +99,7 @@ fn check(case: &Case, activations: &[Activation]) {
                 let got = plan
                     .forward(x.view())
                     .unwrap_or_else(|err| panic!("{what}: {err}"));
-                let error = relative_error(&got, &reference_forward(&network, &x), &what);
+                let error = finite_relative_error(&got, &reference_forward(&network, &x), &what);
                 assert!(
                     error <= tolerance(dtype),
                     "{what}: relative error {error:e} > {:e}; kernels {choices:?}",
@@ -250,9 +232,9 @@ fn cublaslt_fused_with_tf32_stays_within_2e_3() {
             .iter()
             .all(|c| c.contains("(one call)")));
         for rows in [1, 17, 1000] {
-            let x = input(rows, 784, DType::F32, 22);
+            let x = random_input_in(rows, 784, DType::F32, 22);
             let got = plan.forward(x.view()).expect("forward");
-            let error = relative_error(&got, &reference_forward(&net, &x), "tf32");
+            let error = finite_relative_error(&got, &reference_forward(&net, &x), "tf32");
             assert!(error <= 2e-3, "{activation} rows {rows}: {error:e}");
         }
     }
@@ -267,8 +249,8 @@ fn strategies_fall_back_where_their_kernel_cannot_go() {
         let plan = compile(&net, &device, strategy, DType::F32, 100);
         let choices = plan.kernel_choices();
         assert!(choices[0].contains("fused"), "{strategy}: {choices:?}");
-        let x = input(100, 20, DType::F32, 1);
-        let error = relative_error(
+        let x = random_input_in(100, 20, DType::F32, 1);
+        let error = finite_relative_error(
             &plan.forward(x.view()).unwrap(),
             &reference_forward(&net, &x),
             "fallback",
@@ -295,8 +277,8 @@ fn auto_may_choose_the_whole_network_kernel_and_explains_it() {
     let plan = compile(&net, &device, Strategy::Auto, DType::BF16, 65536);
     let choices = plan.kernel_choices();
     assert!(choices.iter().all(|c| c.contains("auto")), "{choices:?}");
-    let x = input(65536, 64, DType::BF16, 9);
-    let error = relative_error(
+    let x = random_input_in(65536, 64, DType::BF16, 9);
+    let error = finite_relative_error(
         &plan.forward(x.view()).unwrap(),
         &reference_forward(&net, &x),
         "auto",

@@ -10,7 +10,7 @@
 //! every output element must be finite.
 use crate::common;
 
-use common::gpu;
+use common::{finite_relative_error, gpu, random_input_in};
 
 use std::thread;
 
@@ -21,9 +21,6 @@ use rand::{Rng, SeedableRng};
 use vecprop::bench::bench_dense;
 use vecprop::device::cuda::describe_devices;
 use vecprop::{Activation, DType, Device, Network, Plan, PlanOptions, Strategy};
-
-/// The floor under `max |ref|` in the relative error, so all-zero outputs compare sanely.
-const REFERENCE_FLOOR: f64 = 1e-3;
 
 /// Batch sizes: a single row, odd sizes, and more rows than one tile row.
 const ROWS: [usize; 4] = [1, 3, 17, 1000];
@@ -78,25 +75,6 @@ fn random_network(widths: &[usize], activation: Activation, dtype: DType, seed: 
         .expect("the test topologies chain")
 }
 
-fn random_input(rows: usize, cols: usize, dtype: DType, seed: u64) -> Array2<f32> {
-    vecprop::tensor::random_batch(rows, cols, seed).mapv(|x| dtype.round(x))
-}
-
-/// `max |got - want| / max(max |want|, floor)`, after asserting every element is finite.
-fn relative_error(got: &Array2<f32>, want: &Array2<f64>, what: &str) -> f64 {
-    assert_eq!(got.dim(), want.dim(), "{what}: output shape");
-    if let Some((index, value)) = got.indexed_iter().find(|(_, v)| !v.is_finite()) {
-        panic!("{what}: output[{index:?}] = {value} is not finite (unwritten or overflowed)");
-    }
-    let max_error = got
-        .iter()
-        .zip(want)
-        .map(|(&g, &w)| (f64::from(g) - w).abs())
-        .fold(0.0, f64::max);
-    let scale = want.iter().map(|w| w.abs()).fold(REFERENCE_FLOOR, f64::max);
-    max_error / scale
-}
-
 fn compile(
     network: &Network,
     device: &Device,
@@ -130,13 +108,13 @@ fn check_parity(
         let network = random_network(widths, activation, precision.dtype, 100 + t as u64);
         let plan = compile(&network, &device, strategy, precision, 1000);
         for rows in ROWS {
-            let input = random_input(rows, widths[0], precision.dtype, rows as u64);
+            let input = random_input_in(rows, widths[0], precision.dtype, rows as u64);
             let what =
                 format!("{strategy} {precision:?} {activation} widths {widths:?} rows {rows}");
             let got = plan
                 .forward(input.view())
                 .unwrap_or_else(|err| panic!("{what}: {err}"));
-            let error = relative_error(&got, &reference_forward(&network, &input), &what);
+            let error = finite_relative_error(&got, &reference_forward(&network, &input), &what);
             assert!(
                 error <= precision.tolerance,
                 "{what}: relative error {error:e} > {:e}; kernels: {:?}",
@@ -224,12 +202,12 @@ fn worked_example_on_the_gpu() {
 fn batches_larger_than_max_batch_run_in_chunks() {
     let (device, _) = gpu();
     let network = random_network(&[33, 65, 7], Activation::Tanh, DType::F32, 7);
-    let input = random_input(2500, 33, DType::F32, 8);
+    let input = random_input_in(2500, 33, DType::F32, 8);
     let want = reference_forward(&network, &input);
     for strategy in STRATEGIES {
         let plan = compile(&network, &device, strategy, F32, 1000);
         let got = plan.forward(input.view()).expect("forward");
-        let error = relative_error(&got, &want, "chunked");
+        let error = finite_relative_error(&got, &want, "chunked");
         assert!(
             error <= F32.tolerance,
             "{strategy}: chunked error {error:e}"
@@ -249,11 +227,18 @@ fn four_threads_share_one_plan() {
                 scope.spawn(move || {
                     for round in 0..10 {
                         let rows = 1 + (thread_index as usize * 61 + round * 17) % 256;
-                        let input =
-                            random_input(rows, 130, DType::F32, thread_index * 100 + round as u64);
+                        let input = random_input_in(
+                            rows,
+                            130,
+                            DType::F32,
+                            thread_index * 100 + round as u64,
+                        );
                         let got = plan.forward(input.view()).expect("forward");
-                        let error =
-                            relative_error(&got, &reference_forward(network, &input), "threads");
+                        let error = finite_relative_error(
+                            &got,
+                            &reference_forward(network, &input),
+                            "threads",
+                        );
                         assert!(
                             error <= F32.tolerance,
                             "{strategy}: thread {thread_index}: {error:e}"
@@ -270,7 +255,7 @@ fn a_warm_forward_pass_allocates_nothing() {
     let (device, cuda) = gpu();
     cuda.poison_outputs(false);
     let network = random_network(&[784, 512, 10], Activation::Relu, DType::F32, 10);
-    let input = random_input(300, 784, DType::F32, 11);
+    let input = random_input_in(300, 784, DType::F32, 11);
     for strategy in STRATEGIES {
         let plan = compile(&network, &device, strategy, F32, 512);
         plan.forward(input.view()).expect("first forward");

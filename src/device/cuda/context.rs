@@ -47,6 +47,11 @@ impl DeviceInfo {
 }
 
 impl DeviceInfo {
+    /// Whether the embedded kernels run on it (compute capability 8.0 or newer).
+    pub fn usable(&self) -> bool {
+        self.compute_capability >= MIN_COMPUTE_CAPABILITY
+    }
+
     /// The model and compute capability, e.g. `NVIDIA H100 80GB HBM3 (sm_90)`: what tuning
     /// results are keyed by, since they hold for every GPU of that model.
     pub fn tuning_name(&self) -> String {
@@ -141,13 +146,13 @@ fn query(ordinal: usize) -> Result<DeviceInfo> {
 /// One line for the driver and one per GPU, for `vecprop devices`.
 pub fn describe_devices() -> Result<Vec<String>> {
     let (major, minor) = driver_version()?;
-    let count = device_count()?;
+    let gpus = gpus()?;
     let mut lines = vec![format!(
-        "cuda driver: supports CUDA {major}.{minor}, {count} GPU(s)"
+        "cuda driver: supports CUDA {major}.{minor}, {} GPU(s)",
+        gpus.len()
     )];
-    for ordinal in 0..count {
-        let info = query(ordinal)?;
-        let usable = if info.compute_capability >= MIN_COMPUTE_CAPABILITY {
+    for info in gpus {
+        let usable = if info.usable() {
             ""
         } else {
             " [unsupported: needs compute capability 8.0+]"
@@ -155,4 +160,11 @@ pub fn describe_devices() -> Result<Vec<String>> {
         lines.push(format!("{}{usable}", info.describe()));
     }
     Ok(lines)
+}
+
+/// Every GPU the driver reports, with its properties, asked once: no context is created and
+/// nothing is allocated. Errors when the driver cannot be loaded or initialised.
+pub fn gpus() -> Result<Vec<DeviceInfo>> {
+    require_driver()?;
+    (0..device_count()?).map(query).collect()
 }

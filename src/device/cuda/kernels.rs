@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use cudarc::driver::sys::{CUdevice_attribute, CUfunction_attribute, CUresult};
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaModule, CudaStream, CudaView, CudaViewMut, DriverError,
-    LaunchConfig, PushKernelArg,
+    LaunchArgs, LaunchConfig, PushKernelArg,
 };
 use cudarc::nvrtc::Ptx;
 
@@ -288,12 +288,47 @@ pub(crate) fn check_len(what: &str, have: usize, need: usize) -> Result<()> {
     Ok(())
 }
 
-/// The dimensions of a dense layer's launch as `int`s, once m, n, k and their products fit an
-/// `int` and every buffer holds what the shape needs; `None` when there is nothing to compute
-/// (no rows or no units). Every dense-layer launcher starts with it.
-pub(crate) fn launch_dims<T>(ops: &DenseOperands<'_, '_, T>) -> Result<Option<(i32, i32, i32)>> {
+/// The scalar arguments of a dense-layer launch: m, n and k as the kernels' `int`s, and g's
+/// `act_param`.
+pub(crate) struct DenseArgs {
+    pub(crate) m: i32,
+    pub(crate) n: i32,
+    pub(crate) k: i32,
+    pub(crate) act_param: f32,
+}
+
+impl DenseArgs {
+    /// Pushes ABI.md's dense-layer arguments, `(const T* a, const T* w, const T* bias,
+    /// T* out, int m, int n, int k, float act_param)`, in that order: what the fused,
+    /// simt_warp, narrow and narrow_mma kernels take.
+    pub(crate) fn push<'a, T: GpuElement>(
+        &'a self,
+        launch: &mut LaunchArgs<'a>,
+        ops: &'a mut DenseOperands<'_, '_, T>,
+    ) {
+        launch
+            .arg(ops.a)
+            .arg(ops.w)
+            .arg(ops.bias)
+            .arg(&mut *ops.out)
+            .arg(&self.m)
+            .arg(&self.n)
+            .arg(&self.k)
+            .arg(&self.act_param);
+    }
+}
+
+/// The launch arguments of a dense layer, once m, n, k and their products fit an `int` and
+/// every buffer holds what the shape needs; `None` when there is nothing to compute (no rows
+/// or no units). Every dense-layer launcher starts with it.
+pub(crate) fn launch_dims<T>(ops: &DenseOperands<'_, '_, T>) -> Result<Option<DenseArgs>> {
     let (m, n, k) = (ops.m, ops.n, ops.k);
-    let dims = (as_int(m, "m")?, as_int(n, "n")?, as_int(k, "k")?);
+    let args = DenseArgs {
+        m: as_int(m, "m")?,
+        n: as_int(n, "n")?,
+        k: as_int(k, "k")?,
+        act_param: ops.activation.parameter(),
+    };
     for (what, product) in [
         ("m x k", m.checked_mul(k)),
         ("k x n", k.checked_mul(n)),
@@ -305,7 +340,32 @@ pub(crate) fn launch_dims<T>(ops: &DenseOperands<'_, '_, T>) -> Result<Option<(i
     check_len("the weights", ops.w.len(), k * n)?;
     check_len("the bias", ops.bias.len(), n)?;
     check_len("the output", ops.out.len(), m * n)?;
-    Ok((m != 0 && n != 0).then_some(dims))
+    Ok((m != 0 && n != 0).then_some(args))
+}
+
+/// How many blocks a persistent kernel (blocks stride over the work) gets: as many as fit
+/// on every SM at once, at most `work_blocks` (what the work would fill), at least 1.
+pub(crate) fn persistent_blocks(
+    kernels: &KernelCache,
+    stream: &CudaStream,
+    function: &CudaFunction,
+    threads: u32,
+    shared_bytes: usize,
+    work_blocks: usize,
+) -> Result<u32> {
+    // The occupancy query is a driver call on the function: its context must be current.
+    stream
+        .context()
+        .bind_to_thread()
+        .during("binding the CUDA context")?;
+    let resident = function
+        .occupancy_max_active_blocks_per_multiprocessor(threads, shared_bytes, None)
+        .during("asking a kernel's occupancy")?
+        .max(1);
+    Ok(u32::try_from(work_blocks)
+        .unwrap_or(u32::MAX)
+        .min(resident.saturating_mul(kernels.multiprocessors()))
+        .max(1))
 }
 
 /// `z[r][c] = g(z[r][c] + bias[c])` in place over a `rows × cols` row-major matrix;
@@ -380,7 +440,7 @@ pub(crate) fn fused_dense<T: GpuElement>(
     kernels: &KernelCache,
     stream: &CudaStream,
     op: KernelOp,
-    ops: DenseOperands<'_, '_, T>,
+    mut ops: DenseOperands<'_, '_, T>,
 ) -> Result<()> {
     if matches!(
         op,
@@ -391,22 +451,12 @@ pub(crate) fn fused_dense<T: GpuElement>(
             op.prefix()
         )));
     }
-    let Some((m_i, n_i, k_i)) = launch_dims(&ops)? else {
+    let Some(args) = launch_dims(&ops)? else {
         return Ok(()); // nothing to compute
     };
-    let DenseOperands {
-        a,
-        w,
-        bias,
-        out,
-        m,
-        n,
-        activation,
-        ..
-    } = ops;
+    let (m, n, activation) = (ops.m, ops.n, ops.activation);
     let function = kernels.get(op, activation, T::DTYPE)?;
     let (tile, threads) = op.fused_tile();
-    let act_param = activation.parameter();
     let grid_x = u32::try_from(n.div_ceil(tile as usize)).unwrap_or(u32::MAX);
     let grid_y = u32::try_from(m.div_ceil(tile as usize)).unwrap_or(u32::MAX);
     if grid_y > 65_535 {
@@ -420,15 +470,7 @@ pub(crate) fn fused_dense<T: GpuElement>(
         shared_mem_bytes: op.dynamic_shared_bytes(),
     };
     let mut launch = stream.launch_builder(&function);
-    launch
-        .arg(a)
-        .arg(w)
-        .arg(bias)
-        .arg(out)
-        .arg(&m_i)
-        .arg(&n_i)
-        .arg(&k_i)
-        .arg(&act_param);
+    args.push(&mut launch, &mut ops);
     // SAFETY:
     // 1. The arguments match ABI.md's `fused_*_<act>_<dtype>(const T* a, const T* w,
     //    const T* bias, T* out, int m, int n, int k, float act_param)` in order and type;

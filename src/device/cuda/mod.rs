@@ -42,9 +42,8 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use cudarc::driver::{CudaContext, DeviceRepr, ValidAsZeroBits};
 
-use context::DeviceInfo;
 
-pub use context::describe_devices;
+pub use context::{describe_devices, gpus, DeviceInfo, MIN_COMPUTE_CAPABILITY};
 pub use images::{decode_kernel_image, kernel_images, KernelImageInfo};
 pub use plan::CudaPlan;
 pub use pool::PoolStats;

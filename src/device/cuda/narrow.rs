@@ -3,11 +3,11 @@
 //! on the CUDA cores (every dtype, n ≤ 256); kernels/narrow_mma.cu on the tensor cores
 //! (f16/bf16, n ≤ 128).
 
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::LaunchConfig;
 
 use super::dense::DenseOperands;
 use super::error::CudaResultExt;
-use super::kernels::{launch_dims, KernelCache};
+use super::kernels::{launch_dims, persistent_blocks, KernelCache};
 use super::GpuElement;
 use crate::activation::Activation;
 use crate::dtype::DType;
@@ -105,21 +105,12 @@ pub(crate) fn narrow_dense<T: GpuElement>(
     kernels: &KernelCache,
     stream: &CudaStream,
     kind: Narrow,
-    ops: DenseOperands<'_, '_, T>,
+    mut ops: DenseOperands<'_, '_, T>,
 ) -> Result<()> {
-    let Some((m_i, n_i, k_i)) = launch_dims(&ops)? else {
+    let Some(args) = launch_dims(&ops)? else {
         return Ok(()); // nothing to compute
     };
-    let DenseOperands {
-        a,
-        w,
-        bias,
-        out,
-        m,
-        n,
-        k,
-        activation,
-    } = ops;
+    let (m, n, k) = (ops.m, ops.n, ops.k);
     let limit = kernels.shared_limit()?;
     let (Some(slots), Some(shared)) = (column_slots(n), kind.shared_bytes(k, n, T::DTYPE)) else {
         return Err(Error::InvalidArgument(format!(
@@ -135,39 +126,19 @@ pub(crate) fn narrow_dense<T: GpuElement>(
             T::DTYPE
         )));
     }
-    let name = kind.kernel_name(slots, activation, T::DTYPE);
+    let name = kind.kernel_name(slots, ops.activation, T::DTYPE);
     let function = kernels.function(kind.module(), &name, true)?;
-    let act_param = activation.parameter();
     let shared_u32 = u32::try_from(shared).unwrap_or(u32::MAX);
-    // The occupancy query is a driver call on the function: its context must be current.
-    stream
-        .context()
-        .bind_to_thread()
-        .during("binding the CUDA context")?;
-    let resident = function
-        .occupancy_max_active_blocks_per_multiprocessor(THREADS, shared, None)
-        .during("asking the occupancy of the narrow kernel")?
-        .max(1);
     let rows_per_block = kind.rows_per_block(slots);
-    let blocks = u32::try_from(m.div_ceil(rows_per_block))
-        .unwrap_or(u32::MAX)
-        .min(resident.saturating_mul(kernels.multiprocessors()))
-        .max(1);
+    let work = m.div_ceil(rows_per_block);
+    let blocks = persistent_blocks(kernels, stream, &function, THREADS, shared, work)?;
     let config = LaunchConfig {
         grid_dim: (blocks, 1, 1),
         block_dim: (THREADS, 1, 1),
         shared_mem_bytes: shared_u32,
     };
     let mut launch = stream.launch_builder(&function);
-    launch
-        .arg(a)
-        .arg(w)
-        .arg(bias)
-        .arg(out)
-        .arg(&m_i)
-        .arg(&n_i)
-        .arg(&k_i)
-        .arg(&act_param);
+    args.push(&mut launch, &mut ops);
     // SAFETY:
     // 1. The arguments match ABI.md's `narrow<NP>_<act>_<dtype>` / `narrow_mma<NP>_...`
     //    `(const T* a, const T* w, const T* bias, T* out, int m, int n, int k, float act_param)`

@@ -7,7 +7,7 @@ use cudarc::driver::{
 };
 
 use super::error::CudaResultExt;
-use super::kernels::{as_int, check_len, KernelCache};
+use super::kernels::{as_int, check_len, persistent_blocks, KernelCache};
 use super::GpuElement;
 use crate::activation::Activation;
 use crate::dtype::DType;
@@ -175,19 +175,8 @@ pub(crate) fn network_forward<T: GpuElement>(
     let name = kernel_name(T::DTYPE);
     let function = kernels.function("network", &name, true)?;
     let threads = (32 * WARPS) as u32;
-    // The occupancy query is a driver call on the function: its context must be current.
-    stream
-        .context()
-        .bind_to_thread()
-        .during("binding the CUDA context")?;
-    let resident = function
-        .occupancy_max_active_blocks_per_multiprocessor(threads, shared, None)
-        .during("asking the occupancy of the network kernel")?
-        .max(1);
-    let blocks = u32::try_from(rows.div_ceil(WARPS * ROWS_PER_WARP))
-        .unwrap_or(u32::MAX)
-        .min(resident.saturating_mul(kernels.multiprocessors()))
-        .max(1);
+    let work = rows.div_ceil(WARPS * ROWS_PER_WARP);
+    let blocks = persistent_blocks(kernels, stream, &function, threads, shared, work)?;
     let config = LaunchConfig {
         grid_dim: (blocks, 1, 1),
         block_dim: (threads, 1, 1),

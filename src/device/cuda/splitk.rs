@@ -82,7 +82,7 @@ pub(crate) fn splitk_dense<T: GpuElement>(
     workspace: &mut SplitkWorkspace,
     ops: DenseOperands<'_, '_, T>,
 ) -> Result<()> {
-    let Some((m_i, n_i, k_i)) = launch_dims(&ops)? else {
+    let Some(args) = launch_dims(&ops)? else {
         return Ok(()); // nothing to compute
     };
     let DenseOperands {
@@ -95,6 +95,7 @@ pub(crate) fn splitk_dense<T: GpuElement>(
         k,
         activation,
     } = ops;
+    let (m_i, n_i, k_i) = (args.m, args.n, args.k);
     let element = T::DTYPE.size_in_bytes();
     let multiprocessors = kernels.multiprocessors() as usize;
     let (splits, k_per_split) = split_plan(m, n, k, element, multiprocessors);
