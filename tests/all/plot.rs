@@ -172,12 +172,13 @@ fn viewbox(svg: &str) -> (f64, f64) {
 }
 
 /// Markers are the only circles, rectangles and polygons a panel draws (● f32, □ bf16,
-/// ▲ f16); its axes and grid are lines and polylines.
+/// ▲ f16) besides the transparent tooltip circles; its axes and grid are lines and polylines.
 fn count_markers(panel: &str) -> usize {
-    ["<circle", "<rect", "<polygon"]
+    let shapes: usize = ["<circle", "<rect", "<polygon"]
         .iter()
         .map(|tag| panel.matches(tag).count())
-        .sum()
+        .sum();
+    shapes - panel.matches("<circle class=\"tooltip\"").count()
 }
 
 /// The axes' colour (`panel::AXIS`); every other stroke belongs to a series.
@@ -414,4 +415,39 @@ fn write_svg_names_the_path_it_cannot_write() {
         write_svg(&sample_report(), dir.path().join("..")),
         Err(Error::InvalidArgument(_))
     ));
+}
+
+/// Hovering over a point shows its exact value: each measurement has one `<title>` naming
+/// its series, M, throughput and time, on a hit area at the point's marker.
+#[test]
+fn every_point_has_a_tooltip_with_its_exact_value() {
+    let report = sample_report();
+    let svg = render_svg(&report);
+    assert_well_formed(&svg);
+    let titles: Vec<&str> = svg
+        .split("<circle class=\"tooltip\"")
+        .skip(1)
+        .map(|hit| {
+            let start = hit.find("<title>").expect("a tooltip holds a title") + "<title>".len();
+            &hit[start..start + hit[start..].find("</title>").unwrap()]
+        })
+        .collect();
+    assert_eq!(
+        titles.len(),
+        report.results.len(),
+        "one tooltip per measurement"
+    );
+    for r in &report.results {
+        // The unit is TFLOP/s: the sample reaches well past 1 TFLOP/s.
+        let want = format!(
+            "{} ({}): M = {}, {:.4} TFLOP/s, {:.4} ms",
+            r.variant,
+            r.dtype,
+            r.m,
+            r.gflops / 1e3,
+            r.median_ms
+        );
+        let want = want.replace('&', "&amp;");
+        assert!(titles.contains(&want.as_str()), "no tooltip {want:?}");
+    }
 }

@@ -28,6 +28,8 @@ pub(super) struct Point {
     pub m: usize,
     /// GFLOP/s, or `None` when it cannot be drawn (zero, negative, infinite or NaN).
     pub gflops: Option<f64>,
+    /// The median time, for the point's tooltip.
+    pub median_ms: f64,
 }
 
 /// The unit of every y axis: TFLOP/s, or GFLOP/s when nothing reaches 1 TFLOP/s.
@@ -91,6 +93,7 @@ impl Panels {
             let point = Point {
                 m: r.m,
                 gflops: drawable(r.gflops),
+                median_ms: r.median_ms,
             };
             by_kn
                 .entry((r.k, r.n))

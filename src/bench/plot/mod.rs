@@ -238,7 +238,7 @@ fn failed(reason: &str) -> String {
 }
 
 /// `text` with the five XML special characters escaped.
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

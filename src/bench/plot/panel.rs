@@ -18,8 +18,24 @@ pub(super) fn draw(
     series: &PanelSeries,
 ) -> Result<String, String> {
     let mut svg = String::new();
-    draw_into(&mut svg, panels, styles, (k, n), series)?;
+    let tooltips = draw_into(&mut svg, panels, styles, (k, n), series)?;
+    // plotters writes no <title>: each point gets an invisible hit area whose title shows
+    // its exact value on hover, placed last so that it lies above the lines.
+    let end = svg
+        .rfind("</svg>")
+        .ok_or("plotters wrote no closing </svg>")?;
+    svg.insert_str(end, &tooltips);
     Ok(svg)
+}
+
+/// The hover target of one point: a transparent circle over its marker, titled with the
+/// series, M and the exact throughput and time.
+fn tooltip((x, y): (i32, i32), label: &str, m: usize, value: f64, unit: &str, ms: f64) -> String {
+    format!(
+        "<circle class=\"tooltip\" cx=\"{x}\" cy=\"{y}\" r=\"7\" fill=\"transparent\">\
+         <title>{}: M = {m}, {value:.4} {unit}, {ms:.4} ms</title></circle>\n",
+        super::escape(label)
+    )
 }
 
 fn draw_into(
@@ -28,7 +44,8 @@ fn draw_into(
     styles: &Styles,
     (k, n): (usize, usize),
     series: &PanelSeries,
-) -> Result<(), String> {
+) -> Result<String, String> {
+    let mut tooltips = String::new();
     {
         let root = SVGBackend::with_string(svg, (PANEL_W, PANEL_H)).into_drawing_area();
         // A little room beyond the outermost powers of two, so no marker sits on the frame.
@@ -78,10 +95,18 @@ fn draw_into(
                 draw_line(&mut chart, line, style)?;
             }
             draw_markers(&mut chart, points.iter().filter_map(y).collect(), style)?;
+            let label = key.label();
+            for point in points {
+                if let Some((m, value)) = y(point) {
+                    let at = chart.backend_coord(&(m, value));
+                    let unit = panels.unit.label();
+                    tooltips.push_str(&tooltip(at, &label, point.m, value, unit, point.median_ms));
+                }
+            }
         }
         root.present().map_err(|e| e.to_string())?;
     }
-    Ok(())
+    Ok(tooltips)
 }
 
 /// `1`, `4`, …, `1K`, `64K`: a power of two, as an M axis label.

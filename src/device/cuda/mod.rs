@@ -42,7 +42,6 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use cudarc::driver::{CudaContext, DeviceRepr, ValidAsZeroBits};
 
-
 pub use context::{describe_devices, gpus, DeviceInfo, MIN_COMPUTE_CAPABILITY};
 pub use images::{decode_kernel_image, kernel_images, KernelImageInfo};
 pub use plan::CudaPlan;
