@@ -402,7 +402,7 @@ mod tests {
     #[test]
     fn the_cpu_keeps_its_default_batch() {
         let network = Network::builder(3)
-            .dense(2, crate::Activation::Relu)
+            .dense(2, crate::activation::Activation::Relu)
             .build()
             .unwrap();
         let auto = auto_batch_size(&network, &Device::cpu(), None).unwrap();

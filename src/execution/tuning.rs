@@ -189,7 +189,7 @@ impl TuningCache {
             layers: self.lock().clone(),
         };
         let json = serde_json::to_vec_pretty(&file)
-            .map_err(|e| crate::Error::io(path, std::io::Error::other(e)))?;
+            .map_err(|e| crate::error::Error::io(path, std::io::Error::other(e)))?;
         crate::fs::write_atomic(path, &json)
     }
 

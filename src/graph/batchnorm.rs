@@ -115,7 +115,7 @@ impl BatchNorm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Activation;
+    use crate::activation::Activation;
     use ndarray::{array, Array2};
 
     fn norm() -> BatchNorm {

@@ -135,11 +135,6 @@ impl Network {
     pub fn flops(&self, rows: usize) -> f64 {
         self.layers.iter().map(|l| l.flops(rows)).sum()
     }
-
-    /// A Keras-style table of the layers, their output shapes and parameter counts.
-    pub fn summary(&self) -> String {
-        crate::graph::summary::render(self, None)
-    }
 }
 
 /// Builds a [`Network`] layer by layer; see [`Network::builder`].

@@ -4,6 +4,13 @@ use std::fmt::Write;
 
 use crate::graph::network::Network;
 
+impl Network {
+    /// A Keras-style table of the layers, their output shapes and parameter counts.
+    pub fn summary(&self) -> String {
+        render(self, None)
+    }
+}
+
 /// Renders the table. `choices` adds a column with the kernel each layer runs (from a plan).
 pub(crate) fn render(network: &Network, choices: Option<&[String]>) -> String {
     let mut rows: Vec<[String; 4]> = network
@@ -88,7 +95,7 @@ fn group_thousands(n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Activation;
+    use crate::activation::Activation;
 
     #[test]
     fn summary_lists_layers_shapes_and_counts() {

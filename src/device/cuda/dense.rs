@@ -3,12 +3,11 @@
 use std::fmt;
 use std::str::FromStr;
 
-use cudarc::driver::{CudaView, CudaViewMut};
-
 use super::blas::{self, GemmOperands};
 use super::hopper;
 use super::kernels::{self, KernelOp};
 use super::narrow::{narrow_dense, Narrow};
+use super::operands::DenseOperands;
 use super::splitk::{splitk_dense, SPLITK_MAX_ROWS};
 use super::stream::Lane;
 use super::{DeviceInner, GpuElement};
@@ -228,18 +227,6 @@ impl FromStr for LayerKernel {
             .find(|kernel| kernel.name() == s)
             .ok_or_else(|| Error::InvalidArgument(format!("unknown layer kernel `{s}`")))
     }
-}
-
-/// The operands of one dense layer, row-major: `a` m×k, `w` k×n, `bias` n, `out` m×n.
-pub(crate) struct DenseOperands<'a, 'b, T> {
-    pub(crate) a: &'b CudaView<'a, T>,
-    pub(crate) w: &'b CudaView<'a, T>,
-    pub(crate) bias: &'b CudaView<'a, T>,
-    pub(crate) out: &'b mut CudaViewMut<'a, T>,
-    pub(crate) m: usize,
-    pub(crate) n: usize,
-    pub(crate) k: usize,
-    pub(crate) activation: Activation,
 }
 
 /// Queues one dense layer on `lane` with `kernel`. Every launch checks its own sizes.

@@ -17,36 +17,15 @@ use cudarc::driver::sys::{
 };
 use cudarc::driver::{CudaStream, DevicePtr, DeviceRepr, LaunchConfig, PushKernelArg};
 
-use super::dense::DenseOperands;
 use super::error::CudaResultExt;
+use super::hopper_tile::{
+    shared_bytes, tile_cols, HopperTile, BOX_K, BOX_W_COLS, THREADS, TILE_ROWS,
+};
 use super::kernels::{self, KernelCache, KernelOp};
+use super::operands::DenseOperands;
 use super::GpuElement;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-
-/// Output tile rows and threads per block (kernels/hopper_dense_sm90a.cu, `HopperTile`).
-const TILE_ROWS: usize = 128;
-const THREADS: u32 = 384;
-/// k depth of one TMA box and the column width of one 128-byte swizzled W box.
-const BOX_K: u32 = 64;
-const BOX_W_COLS: u32 = 64;
-
-/// Output tile columns: `HopperWide` (wgmma_*) 256, `HopperNarrow` (wgmma_narrow_*) 128.
-fn tile_cols(op: KernelOp) -> usize {
-    if op == KernelOp::Wgmma {
-        256
-    } else {
-        128
-    }
-}
-
-/// `HopperTile::SHARED_BYTES`: the stages (16 KB of A + 64 k × tile columns of W each), two
-/// mbarriers per stage and 1 KB of alignment slack; the kernel asserts the same numbers.
-pub(crate) fn shared_bytes(op: KernelOp) -> u32 {
-    let stages: u32 = if op == KernelOp::Wgmma { 4 } else { 6 };
-    let stage = 16 * 1024 + BOX_K * tile_cols(op) as u32 * 2;
-    stages * stage + 2 * stages * 8 + 1024
-}
 
 /// The wide tiles where they leave no multiprocessor idle and the layer is wider than the
 /// narrow tile; the narrow ones otherwise.
@@ -170,17 +149,22 @@ pub(crate) fn wgmma_dense<T: GpuElement>(
         return kernels::fused_dense(kernels, stream, KernelOp::Fused, ops);
     }
     let op = pick_tiles(m, n, multiprocessors);
+    let tile = if op == KernelOp::Wgmma {
+        HopperTile::Wide
+    } else {
+        HopperTile::Narrow
+    };
     let a_map = tensor_map(a_address, T::DTYPE, m, k, BOX_K, TILE_ROWS as u32)?;
     let w_map = tensor_map(w_address, T::DTYPE, k, n, BOX_W_COLS, BOX_K)?;
     let function = kernels.get(op, ops.activation, T::DTYPE)?;
     let config = LaunchConfig {
         grid_dim: (
-            n.div_ceil(tile_cols(op)) as u32,
+            n.div_ceil(tile_cols(tile)) as u32,
             m.div_ceil(TILE_ROWS) as u32,
             1,
         ),
         block_dim: (THREADS, 1, 1),
-        shared_mem_bytes: shared_bytes(op),
+        shared_mem_bytes: shared_bytes(tile),
     };
     let (m_i, n_i, k_i) = (m as i32, n as i32, k as i32);
     let act_param = ops.activation.parameter();
@@ -220,8 +204,8 @@ mod tests {
 
     #[test]
     fn shared_memory_matches_the_kernels_static_asserts() {
-        assert_eq!(shared_bytes(KernelOp::WgmmaNarrow), 197_728);
-        assert_eq!(shared_bytes(KernelOp::Wgmma), 197_696);
+        assert_eq!(shared_bytes(HopperTile::Narrow), 197_728);
+        assert_eq!(shared_bytes(HopperTile::Wide), 197_696);
     }
 
     #[test]

@@ -16,8 +16,9 @@ use cudarc::driver::{
 use cudarc::nvrtc::Ptx;
 
 use super::context::driver_version;
-use super::dense::DenseOperands;
 use super::error::CudaResultExt;
+use super::hopper_tile::{shared_bytes, HopperTile};
+use super::operands::DenseOperands;
 use super::{images, GpuElement};
 use crate::activation::Activation;
 use crate::dtype::DType;
@@ -66,7 +67,8 @@ impl KernelOp {
     pub(crate) fn dynamic_shared_bytes(self) -> u32 {
         match self {
             KernelOp::SimtWarp => 64 * 1024,
-            KernelOp::Wgmma | KernelOp::WgmmaNarrow => super::hopper::shared_bytes(self),
+            KernelOp::Wgmma => shared_bytes(HopperTile::Wide),
+            KernelOp::WgmmaNarrow => shared_bytes(HopperTile::Narrow),
             _ => 0,
         }
     }

@@ -5,9 +5,9 @@
 
 use cudarc::driver::LaunchConfig;
 
-use super::dense::DenseOperands;
 use super::error::CudaResultExt;
 use super::kernels::{launch_dims, persistent_blocks, KernelCache};
+use super::operands::DenseOperands;
 use super::GpuElement;
 use crate::activation::Activation;
 use crate::dtype::DType;

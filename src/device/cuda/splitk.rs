@@ -5,11 +5,12 @@
 //! workspace: allocated the first time the lane needs it (the plain pass that precedes any
 //! CUDA Graph capture), and reused afterwards.
 
-use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaStream, LaunchConfig, PushKernelArg};
 
-use super::dense::DenseOperands;
 use super::error::CudaResultExt;
 use super::kernels::{as_int, bias_activation, launch_dims, KernelCache};
+use super::operands::DenseOperands;
+use super::workspace::SplitkWorkspace;
 use super::GpuElement;
 use crate::activation::Activation;
 use crate::dtype::DType;
@@ -45,33 +46,6 @@ pub(crate) fn split_plan(
     let wanted = to_fill.min(by_k).min(by_traffic).max(1);
     let k_per_split = k.div_ceil(wanted).next_multiple_of(WARPS).max(WARPS);
     (k.div_ceil(k_per_split).max(1), k_per_split)
-}
-
-/// A lane's f32 scratch for partial sums, grown on demand and kept.
-#[derive(Default)]
-pub(crate) struct SplitkWorkspace {
-    buffer: Option<CudaSlice<f32>>,
-}
-
-impl SplitkWorkspace {
-    /// At least `len` floats, allocated on `stream` when the current buffer is smaller.
-    fn at_least(
-        &mut self,
-        stream: &std::sync::Arc<CudaStream>,
-        len: usize,
-    ) -> Result<&mut CudaSlice<f32>> {
-        if self.buffer.as_ref().is_none_or(|b| b.len() < len) {
-            self.buffer = None; // free the old one first
-            let fresh = stream
-                .alloc_zeros::<f32>(len)
-                .during("allocating the split-K workspace")?;
-            self.buffer = Some(fresh);
-        }
-        match &mut self.buffer {
-            Some(buffer) => Ok(buffer),
-            None => unreachable!("allocated above"),
-        }
-    }
 }
 
 /// Queues `splitk_partial_<dtype>` then `splitk_reduce_<act>_<dtype>` (softmax: reduce with

@@ -13,7 +13,7 @@ use cudarc::driver::{CudaContext, CudaEvent, CudaStream};
 
 use super::blas::LaneBlas;
 use super::error::{CudaResultExt, DropErrors};
-use super::splitk::SplitkWorkspace;
+use super::workspace::SplitkWorkspace;
 use crate::error::Result;
 
 /// A stream and the cuBLAS/cuBLASLt handles that launch on it.

@@ -1,4 +1,4 @@
-//! Whether a plan runs its whole network as one kernel ([`network_kernel`](super::network_kernel)),
+//! Whether a plan runs its whole network as one kernel ([`network_kernel`](crate::device::cuda::network_kernel)),
 //! and queuing it.
 //!
 //! Under `Strategy::Network` the kernel runs whenever the network fits it. Under
@@ -9,17 +9,17 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::network_kernel::{network_forward, unsupported, NetworkLayer};
 use super::pass::Scratch;
-use super::plan::GpuPlan;
-use super::pool::PooledBuffer;
-use super::stream::{median_ms, Lane};
 use super::tune::{disagreement, download, poison};
-use super::GpuElement;
+use super::GpuPlan;
+use crate::device::cuda::network_kernel::{network_forward, unsupported, NetworkLayer};
+use crate::device::cuda::pool::PooledBuffer;
+use crate::device::cuda::stream::{median_ms, Lane};
+use crate::device::cuda::GpuElement;
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::execution::tuning::{TuningKey, TuningRecord};
-use crate::{PlanOptions, Strategy};
+use crate::execution::{PlanOptions, Strategy};
 
 /// The two ways a plan may run its layers, as remembered in tuning files.
 const WHOLE: &str = "network";
@@ -126,7 +126,7 @@ impl<T: GpuElement> GpuPlan<T> {
             &device,
             (self.max_batch, self.input_width, self.output_width),
             T::DTYPE,
-            last.unwrap_or(crate::Activation::Linear),
+            last.unwrap_or(crate::activation::Activation::Linear),
         )
         .with_tf32(T::DTYPE == DType::F32 && self.allow_tf32)
     }
@@ -165,6 +165,6 @@ impl<T: GpuElement> GpuPlan<T> {
             timings.push((WHOLE.to_string(), whole));
         }
         TuningRecord::from_timings(timings)
-            .ok_or_else(|| crate::Error::InvalidArgument("nothing was timed".into()))
+            .ok_or_else(|| crate::error::Error::InvalidArgument("nothing was timed".into()))
     }
 }

@@ -18,7 +18,7 @@
 //! every cuBLAS/cuBLASLt call of this row count on the capturing lane (handles, fixed
 //! workspaces, cuBLASLt's algorithm and the lazy load of its kernel), and the capture
 //! itself excludes vecprop's queueing on other threads, where their first uses happen
-//! ([`DeviceInner::capturing`](super::DeviceInner::capturing)). If a capture still fails,
+//! ([`DeviceInner::capturing`](crate::device::cuda::DeviceInner::capturing)). If a capture still fails,
 //! it has been ended (the stream is out of capture mode), its lane is destroyed, the call
 //! still answers through the plain path, the reason shows in [`GraphCache::status`], and
 //! the next call with that row count tries once more; after a second failure that row
@@ -31,11 +31,11 @@ use cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
 use cudarc::driver::CudaGraph;
 use ndarray::{ArrayView2, ArrayViewMut2};
 
-use super::error::CudaResultExt;
 use super::pass::Pass;
-use super::plan::GpuPlan;
-use super::GpuElement;
+use super::GpuPlan;
 use crate::device::capture::CaptureRecord;
+use crate::device::cuda::error::CudaResultExt;
+use crate::device::cuda::GpuElement;
 use crate::device::staging::{pack_rows, unpack_rows};
 use crate::error::{Error, Result};
 

@@ -2,13 +2,19 @@
 //!
 //! Weights live on the GPU in the plan's dtype from compilation on. Each forward pass takes
 //! a lane (its own stream and cuBLAS handles), two activation buffers and two pinned staging
-//! buffers from the device's pools ([`pass`](super::pass)), so concurrent callers share
+//! buffers from the device's pools ([`pass`](pass)), so concurrent callers share
 //! nothing mutable and no lock is held while the GPU works. The pools keep what a pass used,
 //! so a warm pass allocates nothing.
 //!
-//! Kernel choice lives in [`tune`](super::tune), CUDA Graph capture and replay in
-//! [`graph_exec`](super::graph_exec), and the overlapping stream pipeline in
-//! [`streaming`](super::streaming).
+//! Kernel choice lives in [`tune`](tune), CUDA Graph capture and replay in
+//! [`graph_exec`](graph_exec), and the overlapping stream pipeline in
+//! [`streaming`](streaming).
+
+mod graph_exec;
+mod network_plan;
+mod pass;
+mod streaming;
+mod tune;
 
 use cudarc::driver::CudaSlice;
 use half::{bf16, f16};
@@ -16,10 +22,7 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 
 use super::dense::LayerKernel;
 use super::error::CudaResultExt;
-use super::graph_exec::GraphCache;
-use super::pass::Scratch;
 use super::stream::{EventTimer, Lane};
-use super::streaming::GpuPipeline;
 use super::{CudaDevice, GpuElement};
 use crate::activation::Activation;
 use crate::device::memory::{self, MemoryShape, PlanMemory};
@@ -29,6 +32,9 @@ use crate::error::{Error, Result};
 use crate::execution::pipeline::Pipeline;
 use crate::execution::PlanOptions;
 use crate::graph::network::Network;
+use graph_exec::GraphCache;
+use pass::Scratch;
+use streaming::GpuPipeline;
 
 /// The GPU half of a [`Plan`](crate::Plan): one implementation, generic over the dtype.
 pub struct CudaPlan {
@@ -123,36 +129,36 @@ impl CudaPlan {
 }
 
 /// One layer resident on the GPU.
-pub(super) struct GpuLayer<T> {
-    pub(super) weight: CudaSlice<T>,
-    pub(super) bias: CudaSlice<T>,
-    pub(super) inputs: usize,
-    pub(super) units: usize,
-    pub(super) activation: Activation,
-    pub(super) kernel: LayerKernel,
+struct GpuLayer<T> {
+    weight: CudaSlice<T>,
+    bias: CudaSlice<T>,
+    inputs: usize,
+    units: usize,
+    activation: Activation,
+    kernel: LayerKernel,
     /// Why `kernel`: the strategy, or Auto's timings.
-    pub(super) reason: String,
+    reason: String,
 }
 
 /// The dtype-generic plan.
 ///
 /// Fields drop in declaration order: the captured graphs, which refer to the weights, go
 /// before the layers.
-pub(super) struct GpuPlan<T: GpuElement> {
-    pub(super) graphs: GraphCache<T>,
-    pub(super) device: CudaDevice,
-    pub(super) layers: Vec<GpuLayer<T>>,
-    pub(super) input_width: usize,
-    pub(super) output_width: usize,
-    pub(super) max_batch: usize,
+struct GpuPlan<T: GpuElement> {
+    graphs: GraphCache<T>,
+    device: CudaDevice,
+    layers: Vec<GpuLayer<T>>,
+    input_width: usize,
+    output_width: usize,
+    max_batch: usize,
     /// The widest activation: the input or any layer's output. Scratch holds rows × this.
-    pub(super) widest: usize,
-    pub(super) allow_tf32: bool,
-    pub(super) cuda_graphs: bool,
+    widest: usize,
+    allow_tf32: bool,
+    cuda_graphs: bool,
     /// What one pass holds on the GPU, checked against free memory before allocating.
-    pub(super) memory: PlanMemory,
+    memory: PlanMemory,
     /// Why every layer runs in one launch of the whole-network kernel; `None`: layer by layer.
-    pub(super) whole_network: Option<String>,
+    whole_network: Option<String>,
 }
 
 impl<T: GpuElement> GpuPlan<T> {
@@ -242,7 +248,7 @@ impl<T: GpuElement> GpuPlan<T> {
         Ok(plan)
     }
 
-    pub(super) fn check_shapes(
+    fn check_shapes(
         &self,
         input: &ArrayView2<'_, f32>,
         output: &ArrayViewMut2<'_, f32>,
@@ -274,11 +280,7 @@ impl<T: GpuElement> GpuPlan<T> {
     }
 
     /// One pass on a lane from the pool: queue, synchronise, read back.
-    pub(super) fn run_plain(
-        &self,
-        input: ArrayView2<'_, f32>,
-        output: ArrayViewMut2<'_, f32>,
-    ) -> Result<()> {
+    fn run_plain(&self, input: ArrayView2<'_, f32>, output: ArrayViewMut2<'_, f32>) -> Result<()> {
         let queueing = self.device.inner.queueing();
         let mut pass = self.take_pass(self.max_batch)?;
         let queued = self.queue_pass(&mut pass, input);

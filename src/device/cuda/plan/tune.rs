@@ -10,13 +10,13 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::dense::LayerKernel;
-use super::error::CudaResultExt;
 use super::pass::Scratch;
-use super::plan::{GpuLayer, GpuPlan};
-use super::pool::PooledBuffer;
-use super::stream::{median_ms, Lane};
-use super::GpuElement;
+use super::{GpuLayer, GpuPlan};
+use crate::device::cuda::dense::LayerKernel;
+use crate::device::cuda::error::CudaResultExt;
+use crate::device::cuda::pool::PooledBuffer;
+use crate::device::cuda::stream::{median_ms, Lane};
+use crate::device::cuda::GpuElement;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::execution::tuning::{TuningCache, TuningKey, TuningRecord};

@@ -13,8 +13,8 @@ use std::collections::VecDeque;
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 use super::pass::Pass;
-use super::plan::GpuPlan;
-use super::GpuElement;
+use super::GpuPlan;
+use crate::device::cuda::GpuElement;
 use crate::device::staging::stream_whole;
 use crate::error::{Error, Result};
 use crate::execution::pipeline::Pipeline;

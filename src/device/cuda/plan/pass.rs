@@ -10,13 +10,14 @@ use std::sync::Arc;
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
-use super::dense::{run_dense, DenseOperands, LayerKernel};
-use super::error::{CudaResultExt, DropErrors};
-use super::pinned::PinnedBuffer;
-use super::plan::{GpuLayer, GpuPlan};
-use super::pool::PooledBuffer;
-use super::stream::{Lane, LaneGuard};
-use super::GpuElement;
+use super::{GpuLayer, GpuPlan};
+use crate::device::cuda::dense::{run_dense, LayerKernel};
+use crate::device::cuda::error::{CudaResultExt, DropErrors};
+use crate::device::cuda::operands::DenseOperands;
+use crate::device::cuda::pinned::PinnedBuffer;
+use crate::device::cuda::pool::PooledBuffer;
+use crate::device::cuda::stream::{Lane, LaneGuard};
+use crate::device::cuda::GpuElement;
 use crate::device::staging::{pack_rows, unpack_rows};
 use crate::error::{Error, Result};
 
