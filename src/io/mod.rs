@@ -13,6 +13,7 @@
 //!   row chunks, for batches larger than memory.
 //! - [`forward_npy`]: streams a `.npy` batch through a [`Plan`](crate::Plan) into a `.npy` output.
 
+mod bounded_file;
 mod bytes;
 mod layers;
 mod model_file;

@@ -23,8 +23,8 @@ use crate::error::{Error, Result};
 use crate::fs::write_atomic;
 use crate::graph::batchnorm::DEFAULT_EPS;
 use crate::graph::network::Network;
+use crate::io::bounded_file::BoundedFile;
 use crate::io::layers::{self, Stage};
-use crate::io::model_file::ModelFile;
 use crate::io::{bytes, state_dict};
 
 /// The metadata key that lists the activations.
@@ -36,9 +36,25 @@ pub const BATCHNORM_EPS_KEY: &str = "batchnorm_eps";
 /// The largest header accepted, as the safetensors crate limits it.
 const MAX_HEADER_BYTES: u64 = 100_000_000;
 
-/// Loads a network from a safetensors file that [`ModelFile::format`] recognised.
+/// Whether a file of `len` bytes starting with `head` is a safetensors file: its first 8
+/// bytes, a little-endian header length, fit the file and the limit, and the header (byte 8)
+/// opens a JSON object. Nothing else is asked of the length's bytes, which can equal a
+/// pickle's protocol marker (0x80, 0x02-0x05).
+pub(crate) fn has_signature(head: &[u8], len: u64) -> bool {
+    let Some(prefix) = head.get(..8) else {
+        return false;
+    };
+    let mut length = [0u8; 8];
+    length.copy_from_slice(prefix);
+    let header_len = u64::from_le_bytes(length);
+    // `{}` is the shortest header.
+    let plausible = (2..=MAX_HEADER_BYTES).contains(&header_len) && header_len <= len - 8;
+    plausible && head.get(8) == Some(&b'{')
+}
+
+/// Loads a network from a safetensors file that `load_model` recognised.
 pub(crate) fn load(
-    mut file: ModelFile,
+    mut file: BoundedFile,
     activations_override: Option<&[Activation]>,
 ) -> Result<Network> {
     let buffer = read_declared(&mut file)?;
@@ -104,7 +120,7 @@ pub(crate) fn load(
 }
 
 /// The header and exactly the tensor data it declares; nothing past it is read.
-fn read_declared(file: &mut ModelFile) -> Result<Vec<u8>> {
+fn read_declared(file: &mut BoundedFile) -> Result<Vec<u8>> {
     let prefix = file.read_at(0, 8, "the 8-byte header length")?;
     let mut length = [0u8; 8];
     length.copy_from_slice(&prefix);

@@ -13,6 +13,7 @@ mod helpers;
 mod activations;
 mod errors;
 mod forward;
+mod header_lengths;
 mod io;
 mod npy_reader;
 mod plot;

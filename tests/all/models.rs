@@ -2,17 +2,13 @@
 //! Linear, BatchNorm folded before and after, ONNX from both exporters and with external
 //! data, and the files vecprop refuses (fixtures by scripts/make_model_fixtures.py).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use ndarray::Array2;
 use vecprop::{io, Activation, Device, Error, PlanOptions};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
+use crate::helpers::fixture;
 
 /// Largest of |got - want| / max(1, |want|).
 fn max_scaled_error(got: &Array2<f32>, want: &Array2<f32>) -> f32 {

@@ -6,15 +6,12 @@ use std::process::Command;
 
 use vecprop::io;
 
-fn fixture(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
+use crate::helpers::fixture;
 
 /// The `vecprop ...` lines of the ```sh blocks in the README section titled `title`.
 fn commands(title: &str) -> Vec<String> {
-    let readme = std::fs::read_to_string(fixture("../../README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     let start = readme
         .find(&format!("### {title}\n"))
         .unwrap_or_else(|| panic!("README has no section {title}"));

@@ -14,8 +14,8 @@ use super::tensor::{self, Constant};
 use crate::activation::Activation;
 use crate::error::Error;
 use crate::graph::batchnorm::{BatchNorm, DEFAULT_EPS};
+use crate::io::bounded_file::BoundedFile;
 use crate::io::layers::Stage;
-use crate::io::model_file::ModelFile;
 
 /// A value flowing through the graph.
 #[derive(Debug, Clone)]
@@ -42,7 +42,7 @@ pub(crate) fn walk(
     graph: &GraphProto,
     functions: &[FunctionProto],
     opset: i64,
-    model: &ModelFile,
+    model: &BoundedFile,
 ) -> Result<Walked, Error> {
     let invalid = |reason: String| Error::InvalidOnnx {
         path: model.path.clone(),

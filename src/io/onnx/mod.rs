@@ -25,15 +25,15 @@ use crate::activation::Activation;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::graph::network::Network;
+use crate::io::bounded_file::BoundedFile;
 use crate::io::layers::{self, Stage};
-use crate::io::model_file::ModelFile;
 
 /// ONNX's protobuf limit on a model file (external data aside).
 const MAX_MODEL_BYTES: u64 = 2 << 30;
 
-/// Loads a network from an ONNX file that [`ModelFile::format`] recognised.
+/// Loads a network from an ONNX file that `load_model` recognised.
 pub(crate) fn load(
-    mut file: ModelFile,
+    mut file: BoundedFile,
     activations_override: Option<&[Activation]>,
 ) -> Result<Network> {
     if file.len > MAX_MODEL_BYTES {
@@ -89,7 +89,7 @@ mod tests {
             let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("tests/fixtures")
                 .join(name);
-            let file = ModelFile::open(&path).unwrap();
+            let file = BoundedFile::open(&path).unwrap();
             let bytes = std::fs::read(&path).unwrap();
             let model = proto::ModelProto::decode(bytes.as_slice()).unwrap();
             let graph = model.graph.as_ref().unwrap();

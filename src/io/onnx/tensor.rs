@@ -6,8 +6,8 @@ use std::path::{Component, Path};
 use ndarray::{Array1, Array2};
 
 use super::proto::TensorProto;
+use crate::io::bounded_file::BoundedFile;
 use crate::io::bytes;
-use crate::io::model_file::ModelFile;
 
 /// A constant: its shape and values (f64 holds every f32, f16, bf16 and int32 exactly, and
 /// the int64 shapes and axes a graph uses).
@@ -65,7 +65,7 @@ const TYPES: [(i32, &str, usize); 6] = [
 ];
 
 /// Decodes a tensor, reading external data from files beside the model.
-pub(crate) fn decode(tensor: &TensorProto, model: &ModelFile) -> Result<Constant, String> {
+pub(crate) fn decode(tensor: &TensorProto, model: &BoundedFile) -> Result<Constant, String> {
     decode_with(tensor, Some(model))
 }
 
@@ -74,7 +74,7 @@ pub(crate) fn decode_inline(tensor: &TensorProto) -> Result<Constant, String> {
     decode_with(tensor, None)
 }
 
-fn decode_with(tensor: &TensorProto, model: Option<&ModelFile>) -> Result<Constant, String> {
+fn decode_with(tensor: &TensorProto, model: Option<&BoundedFile>) -> Result<Constant, String> {
     let name = &tensor.name;
     let (_, dtype, size) = TYPES
         .iter()
@@ -171,7 +171,7 @@ fn decode_with(tensor: &TensorProto, model: Option<&ModelFile>) -> Result<Consta
 /// paths, no `..`), read from `offset` for exactly `length` (or the bytes the shape needs).
 fn read_external(
     tensor: &TensorProto,
-    model: &ModelFile,
+    model: &BoundedFile,
     needed: Option<usize>,
 ) -> Result<Vec<u8>, String> {
     let name = &tensor.name;
@@ -211,7 +211,7 @@ fn read_external(
         ));
     }
     let folder = model.path.parent().unwrap_or(Path::new("."));
-    let mut file = ModelFile::open(&folder.join(relative)).map_err(|e| e.to_string())?;
+    let mut file = BoundedFile::open(&folder.join(relative)).map_err(|e| e.to_string())?;
     file.format = model.format;
     file.read_at(offset, length, &format!("external data of tensor `{name}`"))
         .map_err(|e| e.to_string())
