@@ -19,6 +19,8 @@ exported to ONNX with both exporters, with PyTorch's outputs on tests/fixtures/t
   models_act_dynamo.onnx          the same, dynamo exporter
   models_logsoftmax.onnx          an MLP ending in LogSoftmax (unsupported: the error names it)
   models_residual.onnx            a skip connection (unsupported: the error names the Add)
+  models_conv_legacy.onnx         Unflatten, Conv1d, Flatten, Linear (unsupported: the error lists
+                                  Conv and the Reshape to rank 3 that its shape arithmetic computes)
   models_checkpoint.pt            torch.save(model): a zip holding data.pkl
   models_legacy.pt                torch.save(model, _use_new_zipfile_serialization=False): a pickle
   models_<name>_output.npy        PyTorch's float32 outputs (ONNX Runtime's agree to 1e-5; checked here)
@@ -164,6 +166,10 @@ def main():
             return self.b(torch.relu(self.a(x)) + x)
 
     export(Residual().eval(), x, path("models_residual.onnx"), False)
+
+    conv = nn.Sequential(nn.Unflatten(1, (1, 13)), nn.Conv1d(1, 2, 3), nn.Flatten(),
+                         nn.Linear(22, 5)).eval()
+    export(conv, x, path("models_conv_legacy.onnx"), False)
 
     small = nn.Sequential(nn.Linear(13, 4), nn.ReLU(), nn.Linear(4, 2)).eval()
     torch.save(small, path("models_checkpoint.pt"))

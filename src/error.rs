@@ -62,6 +62,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// An ONNX graph with several nodes vecprop cannot map onto dense layers, or ops it does
+    /// not run: each unsupported op type with its count and first node, the other nodes it
+    /// cannot use, and the layer kinds it runs.
+    #[error("{path}: vecprop cannot run this ONNX graph: {listing}")]
+    UnsupportedOnnxGraph {
+        /// The file.
+        path: PathBuf,
+        /// The unsupported op types and nodes, and what vecprop runs.
+        listing: String,
+    },
+
     /// A model file holds no dense layer at all.
     #[error("{path} holds no dense layers (expected tensors named `<prefix>.weight` and `<prefix>.bias`)")]
     NoLayers {

@@ -21,6 +21,11 @@ pub struct Args {
     /// directly.
     #[arg(long, value_name = "FILE")]
     output: PathBuf,
+    /// Which of the model's outputs to write (see `vecprop summary`): by default the last
+    /// output of float values. An output of class labels (an ONNX classifier's `label`) is
+    /// written as int64.
+    #[arg(long, value_name = "NAME")]
+    output_name: Option<String>,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -66,7 +71,12 @@ pub fn run(args: Args) -> Result<()> {
     let dtype = args.dtype.as_deref().map(str::parse::<DType>).transpose()?;
     let strategy: Strategy = args.kernel.parse()?;
     let device = super::parse_device(&args.device)?;
-    let network = io::load_model(&args.model, activations.as_deref())?;
+    let model = io::load_model_outputs(
+        &args.model,
+        activations.as_deref(),
+        args.output_name.as_deref(),
+    )?;
+    let network = model.network.clone();
     let tuning = super::tuning_cache(&device, &args.model);
     let asked = match args.batch_size {
         Some(0) => {
@@ -111,7 +121,7 @@ pub fn run(args: Args) -> Result<()> {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
     let terminal = super::stderr_is_terminal();
     let mut chunks = 0usize;
-    let (rows, cols) = io::forward_npy(&plan, &input, &args.output, batch, |done, total| {
+    let progress = |done: usize, total: usize| {
         chunks += 1;
         let long = started.elapsed() > Duration::from_secs(1) || chunks > 64;
         if terminal && long && bar.is_hidden() {
@@ -124,7 +134,29 @@ pub fn run(args: Args) -> Result<()> {
             bar.set_draw_target(ProgressDrawTarget::stderr());
         }
         bar.set_position(done as u64);
-    })?;
+    };
+    let shape = match &model.output().kind {
+        io::OutputKind::Labels { head, column } => {
+            let rows = io::forward_npy_labels(
+                &plan,
+                head,
+                *column,
+                &input,
+                &args.output,
+                batch,
+                progress,
+            )?;
+            if *column {
+                format!("{rows} x 1 int64")
+            } else {
+                format!("{rows} int64")
+            }
+        }
+        _ => {
+            let (rows, cols) = io::forward_npy(&plan, &input, &args.output, batch, progress)?;
+            format!("{rows} x {cols}")
+        }
+    };
     bar.finish_and_clear();
     if args.verbose {
         for line in plan.graph_status() {
@@ -138,7 +170,7 @@ pub fn run(args: Args) -> Result<()> {
             args.output.display().to_string()
         };
         eprintln!(
-            "wrote {output} ({rows} x {cols}) in {:.3} s on {}",
+            "wrote {output} ({shape}) in {:.3} s on {}",
             started.elapsed().as_secs_f64(),
             device.name()
         );

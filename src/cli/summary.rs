@@ -24,7 +24,8 @@ pub struct Args {
 /// Prints the model's summary table.
 pub fn run(args: Args) -> Result<()> {
     let activations = super::parse_activations(args.activations.as_deref())?;
-    let network = io::load_model(&args.model, activations.as_deref())?;
+    let model = io::load_model_outputs(&args.model, activations.as_deref(), None)?;
+    let network = &model.network;
     let text = match args.device {
         Some(spec) => {
             let device = super::parse_device(&spec)?;
@@ -48,5 +49,10 @@ pub fn run(args: Args) -> Result<()> {
         }
         None => network.summary(),
     };
+    let mut text = text;
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&model.outputs_line());
     super::print(&text)
 }

@@ -3,5 +3,6 @@
 
 pub mod batchnorm;
 pub mod dense;
+pub mod label_head;
 pub mod network;
 pub(crate) mod summary;

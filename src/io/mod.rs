@@ -19,6 +19,7 @@ mod layers;
 mod model_file;
 pub mod npy;
 pub mod onnx;
+mod outputs;
 pub mod safetensors;
 mod state_dict;
 mod stream;
@@ -26,7 +27,8 @@ mod stream;
 pub use crate::fs::{
     refuse_same_file, remove_temporary_files_on_signals, write_atomic, AtomicFile,
 };
-pub use model_file::load_model;
-pub use npy::{read_npy, write_npy, ByteOrder, NpyDType, NpyReader, NpyWriter};
+pub use model_file::{load_model, load_model_outputs};
+pub use npy::{read_npy, write_npy, ByteOrder, LabelWriter, NpyDType, NpyReader, NpyWriter};
+pub use outputs::{Model, ModelOutput, OutputKind};
 pub use safetensors::save_model;
-pub use stream::{forward_npy, forward_npy_from};
+pub use stream::{forward_npy, forward_npy_from, forward_npy_labels};

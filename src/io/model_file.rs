@@ -8,6 +8,7 @@ use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::graph::network::Network;
 use crate::io::bounded_file::{BoundedFile, Format};
+use crate::io::outputs::{self, Model, ModelOutput, OutputKind};
 use crate::io::{onnx, safetensors};
 
 /// Loads a network from a model file: a safetensors `state_dict` or an ONNX graph.
@@ -39,12 +40,40 @@ pub fn load_model(
     path: impl AsRef<Path>,
     activations_override: Option<&[Activation]>,
 ) -> Result<Network> {
+    Ok(load_model_outputs(path, activations_override, None)?.network)
+}
+
+/// Like [`load_model`], with every output the file declares and the one to compute:
+/// `output_name`, or by default the last output of float values (an ONNX classifier
+/// converted by skl2onnx has `label` and `probabilities`; a safetensors file has one
+/// output, `output`). An output of class labels computes the probabilities, which
+/// [`OutputKind::Labels`](crate::io::OutputKind)'s head turns into labels.
+pub fn load_model_outputs(
+    path: impl AsRef<Path>,
+    activations_override: Option<&[Activation]>,
+    output_name: Option<&str>,
+) -> Result<Model> {
     let mut file = BoundedFile::open(path.as_ref())?;
     match detect(&mut file)? {
-        Format::Safetensors => safetensors::load(file, activations_override),
-        Format::Onnx => onnx::load(file, activations_override),
+        Format::Safetensors => {
+            let network = safetensors::load(file, activations_override)?;
+            let outputs = vec![ModelOutput {
+                name: SAFETENSORS_OUTPUT.to_string(),
+                kind: OutputKind::Values,
+            }];
+            let selected = outputs::select(&outputs, output_name)?;
+            Ok(Model {
+                network,
+                outputs,
+                selected,
+            })
+        }
+        Format::Onnx => onnx::load(file, activations_override, output_name),
     }
 }
+
+/// The name of a safetensors model's one output.
+const SAFETENSORS_OUTPUT: &str = "output";
 
 /// The export lines that produce files vecprop reads, for messages about files it does not.
 pub(crate) const EXPORT_HINT: &str = "export the weights with \

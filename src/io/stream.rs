@@ -14,7 +14,8 @@ use ndarray::{Array2, ArrayView2};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::execution::StreamBatch;
-use crate::io::npy::{NpyReader, NpyWriter};
+use crate::graph::label_head::LabelHead;
+use crate::io::npy::{LabelWriter, NpyReader, NpyWriter};
 use crate::plan::Plan;
 
 /// Input buffers in circulation: one being read, one waiting, one being computed.
@@ -85,6 +86,70 @@ pub fn forward_npy_from(
             "the batch size must be at least 1".into(),
         ));
     }
+    let (rows, cols) = check_input(plan, &reader)?;
+    if rows == 0 {
+        // No rows in, no rows out, as in PyTorch: an empty but complete output.
+        NpyWriter::create_with_rows(output, plan.output_width(), 0)?.finish()?;
+        return Ok((0, plan.output_width()));
+    }
+    // The row count is known up front, so a stream (stdout, a FIFO) never needs its header
+    // rewritten.
+    let writer = NpyWriter::create_with_rows(output, plan.output_width(), rows)?;
+    let writer = overlap(
+        plan,
+        reader,
+        writer,
+        chunk_for(plan, cols, chunk_rows, rows),
+        progress,
+    )?;
+    writer.finish()?;
+    Ok((rows, plan.output_width()))
+}
+
+/// Like [`forward_npy`], writing each row's class label through `head` instead of its
+/// values: an int64 `.npy` of shape `(rows,)`, or `(rows, 1)` with `column`. Returns the
+/// number of rows.
+pub fn forward_npy_labels(
+    plan: &Plan,
+    head: &LabelHead,
+    column: bool,
+    input: impl AsRef<Path>,
+    output: impl AsRef<Path>,
+    chunk_rows: usize,
+    progress: impl FnMut(usize, usize),
+) -> Result<usize> {
+    if chunk_rows == 0 {
+        return Err(Error::InvalidArgument(
+            "the batch size must be at least 1".into(),
+        ));
+    }
+    if head.classes().len() != plan.output_width() {
+        return Err(Error::InvalidArgument(format!(
+            "a label head of {} classes for a network of {} outputs",
+            head.classes().len(),
+            plan.output_width()
+        )));
+    }
+    let reader = NpyReader::open(input)?;
+    let (rows, cols) = check_input(plan, &reader)?;
+    let writer = LabelWriter::create(output, rows, column)?;
+    if rows == 0 {
+        writer.finish()?;
+        return Ok(0);
+    }
+    let sink = Labelling { head, writer };
+    let sink = overlap(
+        plan,
+        reader,
+        sink,
+        chunk_for(plan, cols, chunk_rows, rows),
+        progress,
+    )?;
+    sink.writer.finish()
+}
+
+/// The input's shape, checked against the plan's width.
+fn check_input(plan: &Plan, reader: &NpyReader) -> Result<(usize, usize)> {
     let (rows, cols) = reader.shape();
     if cols != plan.input_width() {
         return Err(Error::InputWidth {
@@ -92,40 +157,58 @@ pub fn forward_npy_from(
             actual: cols,
         });
     }
-    if rows == 0 {
-        // No rows in, no rows out, as in PyTorch: an empty but complete output.
-        NpyWriter::create_with_rows(output, plan.output_width(), 0)?.finish()?;
-        return Ok((0, plan.output_width()));
-    }
+    Ok((rows, cols))
+}
+
+/// Rows per chunk: on the CPU, no more than fit [`CPU_CHUNK_BYTES`]; never more than `rows`.
+fn chunk_for(plan: &Plan, cols: usize, chunk_rows: usize, rows: usize) -> usize {
     let chunk = match plan.device() {
         Device::Cpu(_) => chunk_rows.min((CPU_CHUNK_BYTES / (cols * 4).max(1)).max(1)),
         _ => chunk_rows,
     };
-    // The row count is known up front, so a stream (stdout, a FIFO) never needs its header
-    // rewritten.
-    let writer = NpyWriter::create_with_rows(output, plan.output_width(), rows)?;
-    let writer = overlap(plan, reader, writer, chunk.min(rows), progress)?;
-    writer.finish()?;
-    Ok((rows, plan.output_width()))
+    chunk.min(rows)
 }
 
-/// Reads, computes and writes on three threads; returns the writer with every row written.
-fn overlap(
+/// Where computed chunks go: the writing thread hands each to its sink, in order.
+trait Sink: Send {
+    fn write(&mut self, y: ArrayView2<'_, f32>) -> Result<()>;
+}
+
+impl Sink for NpyWriter {
+    fn write(&mut self, y: ArrayView2<'_, f32>) -> Result<()> {
+        self.write_rows(y)
+    }
+}
+
+/// Each row's label, written as int64.
+struct Labelling<'h> {
+    head: &'h LabelHead,
+    writer: LabelWriter,
+}
+
+impl Sink for Labelling<'_> {
+    fn write(&mut self, y: ArrayView2<'_, f32>) -> Result<()> {
+        self.writer.write_labels(&self.head.labels(y)?)
+    }
+}
+
+/// Reads, computes and writes on three threads; returns the sink with every row written.
+fn overlap<S: Sink>(
     plan: &Plan,
     reader: NpyReader,
-    mut writer: NpyWriter,
+    mut writer: S,
     chunk: usize,
     mut progress: impl FnMut(usize, usize),
-) -> Result<NpyWriter> {
+) -> Result<S> {
     let rows = reader.rows();
     thread::scope(|scope| {
         let (filled_tx, filled_rx) = mpsc::sync_channel(1);
         let (free_tx, free_rx) = mpsc::channel();
         let reading = scope.spawn(move || read_ahead(reader, chunk, filled_tx, free_rx));
         let (output_tx, output_rx) = mpsc::sync_channel::<Array2<f32>>(OUTPUTS_QUEUED);
-        let writing = scope.spawn(move || -> Result<NpyWriter> {
+        let writing = scope.spawn(move || -> Result<S> {
             for y in output_rx {
-                writer.write_rows(y.view())?;
+                writer.write(y.view())?;
             }
             Ok(writer)
         });

@@ -241,7 +241,13 @@ fn excerpt(text: &str) -> String {
 /// Formats a version 1.0 header of exactly `total_len` bytes (prelude included), padded with
 /// spaces and ending in a newline.
 pub(crate) fn format_header(rows: usize, cols: usize, total_len: usize) -> Vec<u8> {
-    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    format_header_of("<f4", &format!("({rows}, {cols})"), total_len)
+}
+
+/// A version-1 header for a C-order array of element type `descr` and `shape` (a Python
+/// tuple, e.g. `(5,)`), padded with spaces to `total_len` bytes.
+pub(crate) fn format_header_of(descr: &str, shape: &str, total_len: usize) -> Vec<u8> {
+    let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
     let text_len = total_len - prelude_len(1);
     let mut out = Vec::with_capacity(total_len);
     out.extend_from_slice(MAGIC);

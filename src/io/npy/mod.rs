@@ -9,6 +9,7 @@
 mod decode;
 mod dtype;
 mod header;
+mod labels;
 mod reader;
 mod writer;
 
@@ -20,6 +21,7 @@ use crate::error::Result;
 
 pub use dtype::{ByteOrder, NpyDType};
 pub use header::{Header as NpyHeader, MAX_HEADER_LEN, MAX_NESTING};
+pub use labels::LabelWriter;
 pub use reader::NpyReader;
 pub use writer::NpyWriter;
 

@@ -26,11 +26,16 @@ pub(crate) fn fold(op: Binary, a: &Constant, b: &Constant) -> Result<Constant, S
         (None, None) if a.dims == b.dims => a,
         _ => return Err("constants of different shapes are not folded".into()),
     };
+    let integer = matches!(long.dtype, "INT32" | "INT64");
     let values = (0..long.values.len())
         .map(|i| {
             let x = a.values[if a.values.len() == 1 { 0 } else { i }];
             let y = b.values[if b.values.len() == 1 { 0 } else { i }];
-            op.apply(x, y)
+            if integer {
+                op.apply_integer(x, y)
+            } else {
+                op.apply(x, y)
+            }
         })
         .collect();
     Ok(Constant {

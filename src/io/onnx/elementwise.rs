@@ -49,6 +49,8 @@ pub(crate) enum Binary {
     Pow,
     Max,
     Min,
+    /// `Mod` with `fmod=0`: the remainder takes the divisor's sign.
+    Mod,
 }
 
 impl Unary {
@@ -105,6 +107,7 @@ impl Binary {
             "Pow" => Binary::Pow,
             "Max" => Binary::Max,
             "Min" => Binary::Min,
+            "Mod" => Binary::Mod,
             _ => return None,
         })
     }
@@ -118,12 +121,22 @@ impl Binary {
             Binary::Pow => a.powf(b),
             Binary::Max => a.max(b),
             Binary::Min => a.min(b),
+            Binary::Mod => a - b * (a / b).floor(),
+        }
+    }
+
+    /// The op over integers (shapes, indices): `Div` truncates, as ONNX's integer `Div` does.
+    pub(crate) fn apply_integer(self, a: f64, b: f64) -> f64 {
+        match self {
+            Binary::Div => (a / b).trunc(),
+            op => op.apply(a, b),
         }
     }
 }
 
 impl Expr {
-    fn eval(&self, x: f64) -> f64 {
+    /// The expression's value at `x`.
+    pub(crate) fn eval(&self, x: f64) -> f64 {
         match self {
             Expr::Input => x,
             Expr::Const(c) => *c,

@@ -1,15 +1,21 @@
 //! Walking an ONNX graph into a chain of [`Stage`]s.
 //!
-//! Values are either constants (initializers, `Constant` nodes and what folds from them)
-//! or elementwise functions of the current layer's output. Each structural node (`Gemm`,
+//! Values are either constants (initializers, `Constant` nodes and what folds from them),
+//! integer vectors computed from the batch's shape ([`Ints`]), elementwise functions of the
+//! current layer's output, or class labels taken from it. Each structural node (`Gemm`,
 //! `MatMul`, `BatchNormalization`, `Softmax`) consumes the current output, turning the
 //! elementwise ops before it into one activation, and starts a new one.
+//!
+//! A node that cannot be read does not stop the walk: its outputs are marked unread, nodes
+//! that use them are skipped, and every failure is reported together (see [`report`]).
 
 use std::collections::HashMap;
 
 use super::constants::{constant_attribute, fold, transpose};
 use super::elementwise::{Binary, Expr, Unary};
 use super::proto::{AttributeProto, FunctionProto, GraphProto, NodeProto};
+use super::report::{self, Failure};
+use super::shape::Ints;
 use super::tensor::{self, Constant};
 use crate::activation::Activation;
 use crate::error::Error;
@@ -19,18 +25,47 @@ use crate::io::layers::Stage;
 
 /// A value flowing through the graph.
 #[derive(Debug, Clone)]
-enum Value {
+pub(super) enum Value {
     Const(Constant),
     /// `expr` of the output of stage boundary `anchor`.
     Dynamic {
         anchor: usize,
         expr: Expr,
     },
+    /// An integer vector (a shape, indices) some of whose entries depend on the row count.
+    Ints(Ints),
+    /// Each row's class: the index of the largest of `expr` of stage boundary `anchor`'s
+    /// output, mapped through `classes` when given; a column (rows x 1) or a vector.
+    Labels {
+        anchor: usize,
+        expr: Expr,
+        classes: Option<Vec<i64>>,
+        column: bool,
+    },
+    /// Computed by a node that could not be read (and is reported).
+    Unread,
 }
 
-/// The graph's stages, and the dtypes of the weights the dense layers took.
+/// A graph output, as the walk found it.
+#[derive(Debug, Clone)]
+pub(crate) enum Output {
+    /// `expr` of the last stage's output: the dense stack's values.
+    Values { expr: Expr },
+    /// Class labels of the last stage's output (`None`: the class indices).
+    Labels {
+        expr: Expr,
+        classes: Option<Vec<i64>>,
+        column: bool,
+    },
+    /// Not computed by the chain of layers, and why.
+    NotComputed(String),
+}
+
+/// The graph's stages (without the activation each output applies last), its outputs in
+/// graph order, and the dtypes of the weights the dense layers took.
 pub(crate) struct Walked {
     pub(crate) stages: Vec<Stage>,
+    pub(crate) outputs: Vec<(String, Output)>,
     pub(crate) weight_dtypes: Vec<&'static str>,
 }
 
@@ -69,12 +104,16 @@ pub(crate) fn walk(
             inputs.len()
         )));
     };
-    let rank = input
+    let shape = input
         .r#type
         .as_ref()
         .and_then(|t| t.tensor_type.as_ref())
-        .and_then(|t| t.shape.as_ref())
-        .map(|s| s.dim.len());
+        .and_then(|t| t.shape.as_ref());
+    let rank = shape.map(|s| s.dim.len());
+    let width = shape
+        .and_then(|s| s.dim.get(1))
+        .and_then(|d| usize::try_from(d.dim_value).ok())
+        .filter(|w| *w > 0);
     if let Some(rank) = rank.filter(|r| *r != 2) {
         return Err(invalid(format!(
             "the graph input `{}` has rank {rank}; vecprop takes 2-D batches (rows x features)",
@@ -94,65 +133,62 @@ pub(crate) fn walk(
         weight_dtypes: Vec::new(),
         anchor: 0,
         dense: None,
+        width,
         opset,
         functions: functions
             .iter()
             .map(|f| ((f.domain.as_str(), f.name.as_str()), f))
             .collect(),
     };
+    let mut failures = Vec::new();
     for (position, node) in graph.node.iter().enumerate() {
-        walker
-            .node(node, 0)
-            .map_err(|reason| Error::UnsupportedOnnxNode {
-                path: model.path.clone(),
-                node: if node.name.is_empty() {
-                    node.output.first().cloned().unwrap_or_default()
-                } else {
-                    node.name.clone()
-                },
-                op_type: node.op_type.clone(),
+        if let Err(reason) = walker.node(node, 0) {
+            for name in &node.output {
+                walker.values.insert(name.clone(), Value::Unread);
+            }
+            failures.push(Failure {
                 position,
+                node: label(node),
+                op_type: report::op_name(node),
+                known: walker.is_known(node),
                 reason,
-            })?;
-    }
-    let [output] = &graph.output[..] else {
-        return Err(invalid(format!(
-            "the graph has {} outputs; vecprop computes one",
-            graph.output.len()
-        )));
-    };
-    let value = walker.values.get(&output.name).cloned();
-    match value {
-        Some(Value::Dynamic { anchor, expr }) if anchor == walker.anchor => walker
-            .finish_activation(&expr, &output.name)
-            .map_err(invalid)?,
-        _ => {
-            return Err(invalid(format!(
-                "the graph output `{}` is not computed by a chain of layers from the input",
-                output.name
-            )))
+            });
         }
     }
+    if !failures.is_empty() {
+        return Err(report::error(&model.path, failures));
+    }
+    if graph.output.is_empty() {
+        return Err(invalid("the graph has no outputs".into()));
+    }
+    let outputs = graph
+        .output
+        .iter()
+        .map(|o| (o.name.clone(), walker.output(&o.name)))
+        .collect();
     Ok(Walked {
         stages: walker.stages,
+        outputs,
         weight_dtypes: walker.weight_dtypes,
     })
 }
 
-struct Walker<'m> {
-    values: HashMap<String, Value>,
-    stages: Vec<Stage>,
+pub(super) struct Walker<'m> {
+    pub(super) values: HashMap<String, Value>,
+    pub(super) stages: Vec<Stage>,
     weight_dtypes: Vec<&'static str>,
     /// The current stage boundary: values of older anchors can no longer be used.
-    anchor: usize,
+    pub(super) anchor: usize,
     /// The stage index of the dense layer whose raw output the current anchor is, if any.
-    dense: Option<usize>,
+    pub(super) dense: Option<usize>,
+    /// The current output's width (features per row), when known.
+    pub(super) width: Option<usize>,
     opset: i64,
     /// Model-local functions by (domain, name).
     functions: HashMap<(&'m str, &'m str), &'m FunctionProto>,
 }
 
-type Step = Result<(), String>;
+pub(super) type Step = Result<(), String>;
 
 impl Walker<'_> {
     fn node(&mut self, node: &NodeProto, depth: usize) -> Step {
@@ -163,11 +199,8 @@ impl Walker<'_> {
         {
             return self.call(node, function, depth);
         }
-        if !matches!(node.domain.as_str(), "" | "ai.onnx") {
-            return Err(format!(
-                "operator domain `{}` is not ONNX's own; re-export with the default operators",
-                node.domain
-            ));
+        if !self.is_known(node) {
+            return Err(report::UNSUPPORTED_OP.into());
         }
         let inputs =
             node.input
@@ -179,6 +212,13 @@ impl Walker<'_> {
                     }),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+        if inputs.iter().any(|i| matches!(i, Some(Value::Unread))) {
+            // It depends on a node already reported.
+            for name in &node.output {
+                self.values.insert(name.clone(), Value::Unread);
+            }
+            return Ok(());
+        }
         let attr = |name: &str| node.attribute.iter().find(|a| a.name == name);
         let output = match node.op_type.as_str() {
             "Constant" => Value::Const(constant_attribute(node)?),
@@ -187,11 +227,22 @@ impl Walker<'_> {
                 (value @ Value::Dynamic { .. }, 1) => value,
                 _ => return Err("only Flatten(axis=1) of the 2-D input batch is supported".into()),
             },
-            "Cast" => match first(&inputs)? {
-                Value::Const(c) => Value::Const(c),
-                value if attr("to").is_some_and(|a| a.i == 1) => value,
-                _ => return Err("only casts to FLOAT are supported".into()),
-            },
+            "Cast" => self.cast(first(&inputs)?, attr("to").map_or(0, |a| a.i))?,
+            "Concat"
+                if inputs
+                    .iter()
+                    .flatten()
+                    .any(|v| matches!(v, Value::Dynamic { .. })) =>
+            {
+                self.two_classes(node, &inputs, attr("axis").map_or(0, |a| a.i))?
+            }
+            "Shape" | "Gather" | "Slice" | "Concat" | "Unsqueeze" | "Squeeze" | "Reshape" => {
+                self.shape_op(node, &inputs, self.opset)?
+            }
+            "ArgMax" => self.argmax(&inputs, attr)?,
+            "ArrayFeatureExtractor" => self.feature_extractor(&inputs)?,
+            // A map per row of class label to probability: written as the probabilities.
+            "ZipMap" => first(&inputs)?,
             "Transpose" => match first(&inputs)? {
                 Value::Const(c) if c.dims.len() == 2 => Value::Const(transpose(&c)),
                 _ => return Err("only transposes of 2-D weights are supported".into()),
@@ -381,6 +432,7 @@ impl Walker<'_> {
                     values: c.values.iter().map(|v| unary.apply(*v)).collect(),
                     ..c
                 })),
+                other => Err(not_the_batch(&other)),
             };
         }
         let Some(binary) = Binary::from_op(op) else {
@@ -396,6 +448,14 @@ impl Walker<'_> {
         };
         match (a, b) {
             (Value::Const(a), Value::Const(b)) => fold(binary, a, b).map(Value::Const),
+            (Value::Ints(_), _) | (_, Value::Ints(_)) => {
+                let (Some(a), Some(b)) = (a.ints(), b.ints()) else {
+                    return Err(
+                        "arithmetic between the batch's shape and a non-integer value".into(),
+                    );
+                };
+                Ints::binary(binary, &a, &b).map(Value::from_ints)
+            }
             (
                 Value::Dynamic {
                     expr: Expr::Input,
@@ -426,6 +486,7 @@ impl Walker<'_> {
                             c.dims
                         )
                     }),
+                    other => Err(not_the_batch(other)),
                 };
                 Ok(Value::Dynamic {
                     anchor: self.anchor,
@@ -463,30 +524,72 @@ impl Walker<'_> {
                 self.finish_activation(&expr, &label(node))
             }
             Value::Dynamic { .. } => Err(branch()),
-            Value::Const(_) => Err("its first input is a constant, not the batch".into()),
+            other => Err(not_the_batch(&other)),
         }
     }
 
     fn finish_activation(&mut self, expr: &Expr, at: &str) -> Step {
-        match expr.recognise() {
-            Some(Activation::Linear) => Ok(()),
-            Some(kind) => {
-                self.stages.push(Stage::Activation {
-                    node: at.to_string(),
-                    kind,
-                });
-                Ok(())
+        self.stages.extend(activation_stage(expr, at)?);
+        Ok(())
+    }
+
+    /// What the graph output `name` is, once every node is read.
+    fn output(&self, name: &str) -> Output {
+        let intermediate = || {
+            Output::NotComputed(
+                "an intermediate value; vecprop computes the last layer's output".into(),
+            )
+        };
+        match self.values.get(name) {
+            Some(Value::Dynamic { anchor, expr }) if *anchor == self.anchor => {
+                match activation_stage(expr, name) {
+                    Ok(_) => Output::Values { expr: expr.clone() },
+                    Err(reason) => Output::NotComputed(reason),
+                }
             }
-            None => Err(format!(
-                "the elementwise ops before `{at}` compute no activation vecprop knows \
-                 (relu, sigmoid, tanh, gelu, gelu_tanh, silu, leaky_relu)"
-            )),
+            Some(Value::Labels {
+                anchor,
+                expr,
+                classes,
+                column,
+            }) if *anchor == self.anchor => Output::Labels {
+                expr: expr.clone(),
+                classes: classes.clone(),
+                column: *column,
+            },
+            Some(Value::Dynamic { .. } | Value::Labels { .. }) => intermediate(),
+            Some(Value::Const(_) | Value::Ints(_)) => {
+                Output::NotComputed("a constant, not computed from the input".into())
+            }
+            Some(Value::Unread) | None => {
+                Output::NotComputed("not computed by a chain of layers from the input".into())
+            }
         }
     }
 
-    fn advance(&mut self, dense: Option<usize>) -> Value {
+    /// Whether `node` is an op (or a model-local function) vecprop reads at all.
+    fn is_known(&self, node: &NodeProto) -> bool {
+        let op = node.op_type.as_str();
+        if self.functions.contains_key(&(node.domain.as_str(), op)) {
+            return true;
+        }
+        match node.domain.as_str() {
+            "" | "ai.onnx" => {
+                report::STRUCTURAL_OPS.contains(&op)
+                    || Unary::from_op(op, None, "").is_some()
+                    || Binary::from_op(op).is_some()
+            }
+            "ai.onnx.ml" => report::ML_OPS.contains(&op),
+            _ => false,
+        }
+    }
+
+    pub(super) fn advance(&mut self, dense: Option<usize>) -> Value {
         self.anchor += 1;
         self.dense = dense;
+        if let Some(Stage::Dense { weight, .. }) = dense.map(|i| &self.stages[i]) {
+            self.width = Some(weight.ncols());
+        }
         Value::Dynamic {
             anchor: self.anchor,
             expr: Expr::Input,
@@ -494,13 +597,41 @@ impl Walker<'_> {
     }
 }
 
-fn branch() -> String {
+/// The activation stage `expr` computes before `at` (none for the identity), or why it is none.
+pub(crate) fn activation_stage(expr: &Expr, at: &str) -> Result<Option<Stage>, String> {
+    match expr.recognise() {
+        Some(Activation::Linear) => Ok(None),
+        Some(kind) => Ok(Some(Stage::Activation {
+            node: at.to_string(),
+            kind,
+        })),
+        None => Err(format!(
+            "the elementwise ops before `{at}` compute no activation vecprop knows \
+             (relu, sigmoid, tanh, gelu, gelu_tanh, silu, leaky_relu)"
+        )),
+    }
+}
+
+/// Why a value that is not the batch cannot be used where the batch is needed.
+fn not_the_batch(value: &Value) -> String {
+    match value {
+        Value::Const(_) => "its first input is a constant, not the batch".into(),
+        Value::Ints(ints) => format!(
+            "it computes with [{}], a shape computed from the batch's dynamic shape",
+            ints.listing()
+        ),
+        Value::Labels { .. } => "it computes with class labels, which end the graph".into(),
+        _ => "its input is not the batch".into(),
+    }
+}
+
+pub(super) fn branch() -> String {
     "it uses a value from before the previous layer; vecprop reads chains of layers, \
      without branches or skip connections"
         .into()
 }
 
-fn label(node: &NodeProto) -> String {
+pub(super) fn label(node: &NodeProto) -> String {
     if node.name.is_empty() {
         node.output.first().cloned().unwrap_or_default()
     } else {
@@ -517,7 +648,7 @@ fn module_name(node: &NodeProto) -> String {
     }
 }
 
-fn first(inputs: &[Option<Value>]) -> Result<Value, String> {
+pub(super) fn first(inputs: &[Option<Value>]) -> Result<Value, String> {
     inputs
         .first()
         .cloned()
@@ -525,7 +656,11 @@ fn first(inputs: &[Option<Value>]) -> Result<Value, String> {
         .ok_or_else(|| "it has no input".to_string())
 }
 
-fn constant(inputs: &[Option<Value>], index: usize, what: &str) -> Result<Constant, String> {
+pub(super) fn constant(
+    inputs: &[Option<Value>],
+    index: usize,
+    what: &str,
+) -> Result<Constant, String> {
     match inputs.get(index) {
         Some(Some(Value::Const(c))) => Ok(c.clone()),
         Some(Some(Value::Dynamic { .. })) => Err(format!(

@@ -17,6 +17,9 @@ mod constants;
 mod elementwise;
 mod graph;
 mod proto;
+mod report;
+mod shape;
+mod shape_nodes;
 mod tensor;
 
 use prost::Message;
@@ -24,18 +27,22 @@ use prost::Message;
 use crate::activation::Activation;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::graph::label_head::LabelHead;
 use crate::graph::network::Network;
 use crate::io::bounded_file::BoundedFile;
 use crate::io::layers::{self, Stage};
+use crate::io::outputs::{self, Model, ModelOutput, OutputKind};
 
 /// ONNX's protobuf limit on a model file (external data aside).
 const MAX_MODEL_BYTES: u64 = 2 << 30;
 
 /// Loads a network from an ONNX file that `load_model` recognised.
+/// `output_name` picks the graph output (see [`outputs::select`]).
 pub(crate) fn load(
     mut file: BoundedFile,
     activations_override: Option<&[Activation]>,
-) -> Result<Network> {
+    output_name: Option<&str>,
+) -> Result<Model> {
     if file.len > MAX_MODEL_BYTES {
         return Err(file.invalid(format!(
             "it has {} bytes, over protobuf's limit of 2 GiB (keep large weights in external data)",
@@ -62,7 +69,28 @@ pub(crate) fn load(
     {
         return Err(Error::NoLayers { path: file.path });
     }
-    let mut network = Network::new(layers::assemble(walked.stages)?)?;
+    let units = walked.stages.iter().rev().find_map(|s| match s {
+        Stage::Dense { weight, .. } => Some(weight.ncols()),
+        _ => None,
+    });
+    let units = units.unwrap_or(0);
+    let model_outputs: Vec<ModelOutput> = walked
+        .outputs
+        .iter()
+        .map(|(name, output)| ModelOutput {
+            name: name.clone(),
+            kind: output_kind(output, units),
+        })
+        .collect();
+    let selected = outputs::select(&model_outputs, output_name)?;
+    let mut stages = walked.stages;
+    let last = match &walked.outputs[selected].1 {
+        graph::Output::Values { expr } | graph::Output::Labels { expr, .. } => expr,
+        graph::Output::NotComputed(_) => unreachable!("select refuses outputs not computed"),
+    };
+    let name = &model_outputs[selected].name;
+    stages.extend(graph::activation_stage(last, name).map_err(|reason| file.invalid(reason))?);
+    let mut network = Network::new(layers::assemble(stages)?)?;
     if let Some(list) = activations_override {
         network.set_activations(list, "the activations override")?;
     }
@@ -73,7 +101,36 @@ pub(crate) fn load(
     } else if all("BFLOAT16") {
         network.set_dtype(DType::BF16);
     }
-    Ok(network)
+    Ok(Model {
+        network,
+        outputs: model_outputs,
+        selected,
+    })
+}
+
+/// What a walked graph output is, for a dense stack of `units` outputs.
+fn output_kind(output: &graph::Output, units: usize) -> OutputKind {
+    match output {
+        graph::Output::Values { .. } => OutputKind::Values,
+        graph::Output::Labels {
+            classes, column, ..
+        } => {
+            let classes = classes
+                .clone()
+                .unwrap_or_else(|| (0..units as i64).collect());
+            if classes.len() != units {
+                return OutputKind::NotComputed(format!(
+                    "{} class labels for {units} outputs of the last layer",
+                    classes.len()
+                ));
+            }
+            OutputKind::Labels {
+                head: LabelHead::new(classes),
+                column: *column,
+            }
+        }
+        graph::Output::NotComputed(reason) => OutputKind::NotComputed(reason.clone()),
+    }
 }
 
 #[cfg(test)]

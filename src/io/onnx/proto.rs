@@ -201,6 +201,18 @@ pub struct TypeProtoTensor {
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct TensorShapeProto {
     /// One entry per dimension.
-    #[prost(bytes = "vec", repeated, tag = "1")]
-    pub dim: Vec<Vec<u8>>,
+    #[prost(message, repeated, tag = "1")]
+    pub dim: Vec<DimensionProto>,
+}
+
+/// `TensorShapeProto.Dimension`: a size or a symbolic name (its `oneof value` read as two
+/// fields, which decodes the same).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DimensionProto {
+    /// The size, when known.
+    #[prost(int64, tag = "1")]
+    pub dim_value: i64,
+    /// The symbolic name (`rows`, `batch_size`), when the size is not fixed.
+    #[prost(string, tag = "2")]
+    pub dim_param: String,
 }
