@@ -16,6 +16,7 @@ mod forward;
 mod io;
 mod npy_reader;
 mod plot;
+mod small_batch;
 mod streaming;
 
 #[cfg(feature = "cli")]

@@ -1,12 +1,19 @@
-//! The CPU backend: ndarray arrays, a multi-threaded GEMM, and a one-pass epilogue.
+//! The CPU backend: ndarray arrays, a multi-threaded GEMM and a one-pass epilogue for large
+//! batches, and a packed-weight panel kernel with the epilogue fused for small batches and
+//! narrow layers ([`CpuDense`] picks one per call).
 
 mod dense;
 mod epilogue;
 mod gemm;
+mod layer;
+mod packed;
+mod panel;
 mod plan;
 
 pub use dense::dense_forward;
 pub use epilogue::bias_activation;
+pub use layer::{CpuDense, Kernel, NARROW_WIDTH, SMALL_BATCH_ROWS};
+pub use packed::{PackedWeights, PANEL};
 pub use plan::CpuPlan;
 
 /// The host's cores.

@@ -2,21 +2,14 @@
 
 use std::sync::Mutex;
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{ArrayView2, ArrayViewMut2};
 
-use super::dense::dense_forward;
+use super::layer::{CpuDense, SMALL_BATCH_ROWS};
 use super::CpuDevice;
-use crate::activation::Activation;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::execution::{PlanOptions, Strategy};
 use crate::graph::network::Network;
-
-struct CpuLayer {
-    weight: Array2<f32>,
-    bias: Vec<f32>,
-    activation: Activation,
-}
 
 /// Two activation buffers; layer i writes one and layer i+1 reads it and writes the other.
 /// They grow on demand to `rows × widest layer` for the largest batch actually run (at most
@@ -33,12 +26,14 @@ struct PingPong {
 /// accumulate in f32. So the CPU gives the same answers as a GPU to within the GPU's
 /// accumulation order, and is no faster than f32.
 pub struct CpuPlan {
-    layers: Vec<CpuLayer>,
+    layers: Vec<CpuDense>,
     /// The precision values are stored in between layers.
     storage: DType,
     threads: usize,
     /// The widest row the scratch holds: the widest layer, or the input of a 16-bit plan.
     max_width: usize,
+    /// The largest batch the plan was compiled for.
+    max_batch: usize,
     /// Idle buffer pairs. A call takes one (or makes one, the first time a thread is
     /// concurrent) and gives it back, so the lock is held only for a push or a pop.
     idle: Mutex<Vec<PingPong>>,
@@ -66,10 +61,12 @@ impl CpuPlan {
         let layers = network
             .layers()
             .iter()
-            .map(|layer| CpuLayer {
-                weight: layer.weight().mapv(|w| storage.round(w)),
-                bias: layer.bias().iter().map(|&b| storage.round(b)).collect(),
-                activation: layer.activation(),
+            .map(|layer| {
+                CpuDense::new(
+                    layer.weight().mapv(|w| storage.round(w)),
+                    layer.bias().iter().map(|&b| storage.round(b)).collect(),
+                    layer.activation(),
+                )
             })
             .collect();
         // A 16-bit plan also rounds its input into the scratch buffers.
@@ -84,6 +81,7 @@ impl CpuPlan {
             storage,
             threads: device.threads(),
             max_width: widest,
+            max_batch: options.max_batch,
             idle: Mutex::new(vec![PingPong::default()]),
         })
     }
@@ -122,8 +120,8 @@ impl CpuPlan {
         }
         let last = self.layers.len() - 1;
         for (index, layer) in self.layers.iter().enumerate() {
-            let units = layer.weight.ncols();
-            let inputs = layer.weight.nrows();
+            let units = layer.units();
+            let inputs = layer.inputs();
             let source = if index == 0 && !sixteen_bit {
                 input
             } else {
@@ -137,14 +135,7 @@ impl CpuPlan {
                     .map_err(scratch_error)?
             };
             let mut target = target;
-            dense_forward(
-                source,
-                layer.weight.view(),
-                &layer.bias,
-                layer.activation,
-                target.view_mut(),
-                self.threads,
-            );
+            layer.forward(source, target.view_mut(), self.threads);
             if sixteen_bit {
                 let storage = self.storage;
                 target.par_mapv_inplace(|v| storage.round(v));
@@ -163,18 +154,28 @@ impl CpuPlan {
         idle.unwrap_or_default()
     }
 
+    /// One line per layer: the kernel a batch of `max_batch` rows takes, and what a small
+    /// batch takes when that differs.
     pub(crate) fn kernel_choices(&self) -> Vec<String> {
+        let storage = match self.storage {
+            DType::F32 => String::new(),
+            other => format!(", {other} storage, f32 accumulation"),
+        };
         self.layers
             .iter()
-            .map(|_| {
-                let storage = match self.storage {
-                    DType::F32 => String::new(),
-                    other => format!(", {other} storage, f32 accumulation"),
+            .map(|layer| {
+                let large = layer.kernel(self.max_batch);
+                let small = layer.kernel(1);
+                let kernels = if large == small {
+                    large.describe().to_string()
+                } else {
+                    format!(
+                        "{}; batches of <= {SMALL_BATCH_ROWS} rows: {}",
+                        large.describe(),
+                        small.describe()
+                    )
                 };
-                format!(
-                    "cpu gemm + bias/act epilogue ({} threads{storage})",
-                    self.threads
-                )
+                format!("cpu {kernels} ({} threads{storage})", self.threads)
             })
             .collect()
     }

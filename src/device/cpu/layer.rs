@@ -1,0 +1,184 @@
+//! One dense layer as a CPU plan holds it: the weights as given (for the `gemm` path) and
+//! packed for the panel kernel, and the rule that picks between them for each batch.
+
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
+use rayon::prelude::*;
+
+use super::dense::dense_forward;
+use super::epilogue::activation_only;
+use super::packed::{PackedWeights, PANEL};
+use super::panel::{panel_dense, rows_contiguous, TILE_ROWS};
+use crate::activation::Activation;
+
+/// Batches of at most this many rows take the panel kernel, split over units (issue 21:
+/// serving batches). Above it the `gemm` crate's cache blocking wins on wide layers.
+pub const SMALL_BATCH_ROWS: usize = 64;
+
+/// Layers at most this wide in inputs and units take the panel kernel at any batch size:
+/// their whole packed `W` (64 KiB at 128 × 128) stays in L1/L2 while the rows stream past.
+pub const NARROW_WIDTH: usize = 128;
+
+/// Multiply-adds below which a small batch stays on the calling thread: waking a second
+/// core costs a few microseconds, about what one core needs for this much work.
+const MIN_SPLIT_MACS: usize = 32 * 1024;
+
+/// Rows per task when a narrow layer's batch is split across threads; a multiple of the
+/// kernel's tile rows.
+const NARROW_ROWS_PER_TASK: usize = 64 * TILE_ROWS;
+
+/// How one call of a layer is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// The panel kernel with the cores splitting the units (small batches).
+    PanelByUnits,
+    /// The panel kernel with the cores splitting the rows (narrow layers).
+    PanelByRows,
+    /// The `gemm` crate, then the bias/activation sweep ([`dense_forward`]).
+    Gemm,
+}
+
+impl Kernel {
+    /// For `kernel_choices`, e.g. `packed panel kernel, units split`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Kernel::PanelByUnits => "packed panel kernel, units split across threads",
+            Kernel::PanelByRows => "packed panel kernel, rows split across threads",
+            Kernel::Gemm => "gemm + bias/act epilogue",
+        }
+    }
+}
+
+/// A dense layer compiled for the CPU.
+#[derive(Clone, Debug)]
+pub struct CpuDense {
+    weight: Array2<f32>,
+    bias: Vec<f32>,
+    packed: PackedWeights,
+    activation: Activation,
+}
+
+impl CpuDense {
+    /// Packs `weight` (inputs × units) and `bias` once.
+    ///
+    /// # Panics
+    /// If `bias.len()` differs from the units; layers check this when built.
+    pub fn new(weight: Array2<f32>, bias: Vec<f32>, activation: Activation) -> Self {
+        let packed = PackedWeights::new(weight.view(), &bias);
+        CpuDense {
+            weight,
+            bias,
+            packed,
+            activation,
+        }
+    }
+
+    /// Inputs per example.
+    pub fn inputs(&self) -> usize {
+        self.weight.nrows()
+    }
+
+    /// Units (outputs per example).
+    pub fn units(&self) -> usize {
+        self.weight.ncols()
+    }
+
+    /// The kernel a batch of `rows` rows takes.
+    pub fn kernel(&self, rows: usize) -> Kernel {
+        if rows <= SMALL_BATCH_ROWS {
+            Kernel::PanelByUnits
+        } else if self.inputs() <= NARROW_WIDTH && self.units() <= NARROW_WIDTH {
+            Kernel::PanelByRows
+        } else {
+            Kernel::Gemm
+        }
+    }
+
+    /// `out = g(input · W + B)` on up to `threads` threads.
+    ///
+    /// # Panics
+    /// If the shapes do not chain; plans check them when they are compiled.
+    pub fn forward(
+        &self,
+        input: ArrayView2<'_, f32>,
+        mut out: ArrayViewMut2<'_, f32>,
+        threads: usize,
+    ) {
+        let contiguous = rows_contiguous(input) && rows_contiguous(out.view());
+        let kernel = self.kernel(input.nrows());
+        if kernel == Kernel::Gemm || !contiguous || input.nrows() == 0 || self.units() == 0 {
+            dense_forward(
+                input,
+                self.weight.view(),
+                &self.bias,
+                self.activation,
+                out,
+                threads,
+            );
+            return;
+        }
+        // Softmax needs whole rows: the kernel stops at `Z + B`, and a second pass follows.
+        let fused = if self.activation.is_elementwise() {
+            self.activation
+        } else {
+            Activation::Linear
+        };
+        match kernel {
+            Kernel::PanelByUnits => self.split_units(input, out.view_mut(), fused, threads),
+            _ => self.split_rows(input, out.view_mut(), fused, threads),
+        }
+        if fused != self.activation {
+            activation_only(out, self.activation);
+        }
+    }
+
+    /// Each thread computes every row for its own run of panels.
+    fn split_units(
+        &self,
+        input: ArrayView2<'_, f32>,
+        mut out: ArrayViewMut2<'_, f32>,
+        activation: Activation,
+        threads: usize,
+    ) {
+        let panels = self.packed.panels();
+        let macs = input.nrows() * self.inputs() * self.units();
+        let tasks = if macs < MIN_SPLIT_MACS {
+            1
+        } else {
+            threads.min(panels).max(1)
+        };
+        if tasks == 1 {
+            panel_dense(input, &self.packed, 0..panels, activation, out);
+            return;
+        }
+        let per_task = panels.div_ceil(tasks);
+        out.axis_chunks_iter_mut(Axis(1), per_task * PANEL)
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(task, out)| {
+                let first = task * per_task;
+                let range = first..panels.min(first + per_task);
+                panel_dense(input, &self.packed, range, activation, out);
+            });
+    }
+
+    /// Each thread computes all units for its own blocks of rows.
+    fn split_rows(
+        &self,
+        input: ArrayView2<'_, f32>,
+        mut out: ArrayViewMut2<'_, f32>,
+        activation: Activation,
+        threads: usize,
+    ) {
+        let panels = self.packed.panels();
+        if threads <= 1 {
+            panel_dense(input, &self.packed, 0..panels, activation, out);
+            return;
+        }
+        out.axis_chunks_iter_mut(Axis(0), NARROW_ROWS_PER_TASK)
+            .into_par_iter()
+            .zip(input.axis_chunks_iter(Axis(0), NARROW_ROWS_PER_TASK))
+            .for_each(|(out, input)| {
+                panel_dense(input, &self.packed, 0..panels, activation, out);
+            });
+    }
+}
