@@ -82,6 +82,42 @@ impl CpuDense {
         self.weight.ncols()
     }
 
+    /// The activation.
+    pub fn activation(&self) -> Activation {
+        self.activation
+    }
+
+    /// The weights in panel order.
+    pub fn packed(&self) -> &PackedWeights {
+        &self.packed
+    }
+
+    /// Column panels of [`PANEL`] units.
+    pub fn panels(&self) -> usize {
+        self.packed.panels()
+    }
+
+    /// The activation the panel kernel applies to its accumulators: this layer's, except
+    /// softmax, which needs whole rows and runs as a second pass.
+    pub(super) fn fused_activation(&self) -> Activation {
+        if self.activation.is_elementwise() {
+            self.activation
+        } else {
+            Activation::Linear
+        }
+    }
+
+    /// Where a batch of `rows` rows is split between two threads: the caller computes panels
+    /// `..split`, the helper the rest; `panels()` when the layer is too small to split.
+    pub(super) fn split_point(&self, rows: usize) -> usize {
+        let panels = self.panels();
+        if rows * self.inputs() * self.units() < MIN_SPLIT_MACS {
+            panels
+        } else {
+            panels.div_ceil(2)
+        }
+    }
+
     /// The kernel a batch of `rows` rows takes.
     pub fn kernel(&self, rows: usize) -> Kernel {
         if rows <= SMALL_BATCH_ROWS {
@@ -116,12 +152,7 @@ impl CpuDense {
             );
             return;
         }
-        // Softmax needs whole rows: the kernel stops at `Z + B`, and a second pass follows.
-        let fused = if self.activation.is_elementwise() {
-            self.activation
-        } else {
-            Activation::Linear
-        };
+        let fused = self.fused_activation();
         match kernel {
             Kernel::PanelByUnits => self.split_units(input, out.view_mut(), fused, threads),
             _ => self.split_rows(input, out.view_mut(), fused, threads),

@@ -9,6 +9,8 @@ mod layer;
 mod packed;
 mod panel;
 mod plan;
+mod small_batch;
+mod spin_worker;
 
 pub use dense::dense_forward;
 pub use epilogue::bias_activation;

@@ -1,10 +1,12 @@
 //! A network compiled for the CPU.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 use super::layer::{CpuDense, SMALL_BATCH_ROWS};
+use super::panel::rows_contiguous;
+use super::small_batch::SmallBatchRunner;
 use super::CpuDevice;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -26,7 +28,7 @@ struct PingPong {
 /// accumulate in f32. So the CPU gives the same answers as a GPU to within the GPU's
 /// accumulation order, and is no faster than f32.
 pub struct CpuPlan {
-    layers: Vec<CpuDense>,
+    layers: Arc<[CpuDense]>,
     /// The precision values are stored in between layers.
     storage: DType,
     threads: usize,
@@ -37,6 +39,16 @@ pub struct CpuPlan {
     /// Idle buffer pairs. A call takes one (or makes one, the first time a thread is
     /// concurrent) and gives it back, so the lock is held only for a push or a pop.
     idle: Mutex<Vec<PingPong>>,
+    /// The two-core runner for small batches, started by the first one.
+    small: Mutex<SmallBatch>,
+}
+
+/// Whether a plan's small-batch helper thread has been started.
+enum SmallBatch {
+    NotStarted,
+    Running(SmallBatchRunner),
+    /// The OS refused the thread: small batches take the one-layer-at-a-time path.
+    Unavailable,
 }
 
 impl CpuPlan {
@@ -83,6 +95,7 @@ impl CpuPlan {
             max_width: widest,
             max_batch: options.max_batch,
             idle: Mutex::new(vec![PingPong::default()]),
+            small: Mutex::new(SmallBatch::NotStarted),
         })
     }
 
@@ -93,6 +106,11 @@ impl CpuPlan {
         mut output: ArrayViewMut2<'_, f32>,
     ) -> Result<()> {
         let rows = input.nrows();
+        if let Some(runner) = self.small_batch_runner(rows, output.view()) {
+            if let SmallBatch::Running(runner) = &*runner {
+                return runner.run(input, output, self.storage);
+            }
+        }
         let mut scratch = self.take_scratch();
         let needed = scratch_len(rows, self.max_width)?;
         for buffer in &mut scratch.buffers {
@@ -147,6 +165,27 @@ impl CpuPlan {
             .unwrap_or_else(|p| p.into_inner())
             .push(scratch);
         Ok(())
+    }
+
+    /// The small-batch runner, locked for this call, if `rows` rows should take it: a small
+    /// batch, two or more threads, an output with contiguous rows, and no other call using
+    /// the runner right now (a concurrent call takes the per-layer path instead).
+    fn small_batch_runner(
+        &self,
+        rows: usize,
+        output: ArrayView2<'_, f32>,
+    ) -> Option<std::sync::MutexGuard<'_, SmallBatch>> {
+        if rows == 0 || rows > SMALL_BATCH_ROWS || self.threads < 2 || !rows_contiguous(output) {
+            return None;
+        }
+        let mut slot = self.small.try_lock().ok()?;
+        if let SmallBatch::NotStarted = *slot {
+            *slot = match SmallBatchRunner::new(Arc::clone(&self.layers)) {
+                Ok(runner) => SmallBatch::Running(runner),
+                Err(_) => SmallBatch::Unavailable,
+            };
+        }
+        Some(slot)
     }
 
     fn take_scratch(&self) -> PingPong {
