@@ -97,23 +97,34 @@ impl PanelDense<'_, '_> {
     #[inline(always)]
     fn run<S: Simd, const V: usize>(mut self, simd: S) {
         let rows = self.input.nrows();
-        let mut chunk = self.panels.start;
-        while chunk < self.panels.end {
-            let chunk_end = self.panels.end.min(chunk + CHUNK_PANELS);
+        // With 32 vector registers (AVX-512) a tile spans the whole chunk; with 16 (AVX2),
+        // the fewer the rows the more panels, to keep 8 to 12 accumulators in flight.
+        let wide = S::REGISTER_COUNT >= 32;
+        let mut chunk_start = self.panels.start;
+        while chunk_start < self.panels.end {
+            let chunk = chunk_start..self.panels.end.min(chunk_start + CHUNK_PANELS);
             let mut row = 0;
             while rows - row >= TILE_ROWS {
-                self.row_block::<S, V, TILE_ROWS, 1>(simd, row, chunk..chunk_end);
+                if wide {
+                    self.row_block::<S, V, TILE_ROWS, 4>(simd, row, chunk.clone());
+                } else {
+                    self.row_block::<S, V, TILE_ROWS, 1>(simd, row, chunk.clone());
+                }
                 row += TILE_ROWS;
             }
-            match rows - row {
-                0 => {}
-                1 => self.row_block::<S, V, 1, 4>(simd, row, chunk..chunk_end),
-                2 => self.row_block::<S, V, 2, 3>(simd, row, chunk..chunk_end),
-                3 => self.row_block::<S, V, 3, 2>(simd, row, chunk..chunk_end),
-                4 => self.row_block::<S, V, 4, 1>(simd, row, chunk..chunk_end),
-                _ => self.row_block::<S, V, 5, 1>(simd, row, chunk..chunk_end),
+            match (rows - row, wide) {
+                (0, _) => {}
+                (1, _) => self.row_block::<S, V, 1, 4>(simd, row, chunk.clone()),
+                (2, true) => self.row_block::<S, V, 2, 4>(simd, row, chunk.clone()),
+                (2, false) => self.row_block::<S, V, 2, 3>(simd, row, chunk.clone()),
+                (3, true) => self.row_block::<S, V, 3, 4>(simd, row, chunk.clone()),
+                (3, false) => self.row_block::<S, V, 3, 2>(simd, row, chunk.clone()),
+                (4, true) => self.row_block::<S, V, 4, 4>(simd, row, chunk.clone()),
+                (4, false) => self.row_block::<S, V, 4, 1>(simd, row, chunk.clone()),
+                (_, true) => self.row_block::<S, V, 5, 4>(simd, row, chunk.clone()),
+                (_, false) => self.row_block::<S, V, 5, 1>(simd, row, chunk.clone()),
             }
-            chunk = chunk_end;
+            chunk_start = chunk.end;
         }
     }
 
@@ -126,13 +137,19 @@ impl PanelDense<'_, '_> {
         row: usize,
         chunk: Range<usize>,
     ) {
+        let inputs = self.weights.inputs();
+        let input = self.input;
+        let a: [&[f32]; R] = std::array::from_fn(|r| {
+            let slice = input.row(row + r).to_slice();
+            &slice.expect("contiguous input rows")[..inputs]
+        });
         let mut panel = chunk.start;
         while chunk.end - panel >= P {
-            self.tile::<S, V, R, P>(simd, row, panel);
+            self.tile::<S, V, R, P>(simd, a, row, panel);
             panel += P;
         }
         while panel < chunk.end {
-            self.tile::<S, V, R, 1>(simd, row, panel);
+            self.tile::<S, V, R, 1>(simd, a, row, panel);
             panel += 1;
         }
     }
@@ -142,14 +159,11 @@ impl PanelDense<'_, '_> {
     fn tile<S: Simd, const V: usize, const R: usize, const P: usize>(
         &mut self,
         simd: S,
+        a: [&[f32]; R],
         row: usize,
         panel: usize,
     ) {
         let inputs = self.weights.inputs();
-        let a: [&[f32]; R] = std::array::from_fn(|r| {
-            let slice = self.input.row(row + r).to_slice();
-            &slice.expect("contiguous input rows")[..inputs]
-        });
         // Each panel as `inputs` steps of V vectors; slicing to `inputs` lets the compiler
         // drop the bounds checks in the loop below.
         let w: [&[[S::f32s; V]]; P] = std::array::from_fn(|p| {
@@ -175,12 +189,25 @@ impl PanelDense<'_, '_> {
         let first_column = (panel - self.panels.start) * PANEL;
         let width = (P * PANEL).min(self.out.ncols() - first_column);
         for (r, mut tile_row) in acc.into_iter().enumerate() {
-            let values: &mut [f32] = bytemuck::cast_slice_mut(tile_row.as_flattened_mut());
-            let values = &mut values[..width];
-            self.activation.apply_row(values);
             let mut out_row = self.out.row_mut(row + r);
             let out_row = out_row.as_slice_mut().expect("contiguous output rows");
-            out_row[first_column..first_column + width].copy_from_slice(values);
+            let out = &mut out_row[first_column..first_column + width];
+            if width == P * PANEL {
+                // A whole tile: vector stores, then g over fixed-size panels in place.
+                let vectors = S::as_mut_simd_f32s(out).0;
+                for (dst, &value) in vectors.iter_mut().zip(tile_row.as_flattened()) {
+                    *dst = value;
+                }
+                for panel in pulp::as_arrays_mut::<PANEL, _>(out).0 {
+                    self.activation.apply_row(panel);
+                }
+            } else {
+                // The layer's last, partial panel: through the stack.
+                let values: &mut [f32] = bytemuck::cast_slice_mut(tile_row.as_flattened_mut());
+                let values = &mut values[..width];
+                self.activation.apply_row(values);
+                out.copy_from_slice(values);
+            }
         }
     }
 }
