@@ -41,8 +41,8 @@ impl Kernel {
     /// For `kernel_choices`, e.g. `packed panel kernel, units split`.
     pub fn describe(self) -> &'static str {
         match self {
-            Kernel::PanelByUnits => "packed panel kernel, units split across threads",
-            Kernel::PanelByRows => "packed panel kernel, rows split across threads",
+            Kernel::PanelByUnits => "packed panel, units split",
+            Kernel::PanelByRows => "packed panel, rows split",
             Kernel::Gemm => "gemm + bias/act epilogue",
         }
     }
