@@ -89,7 +89,7 @@ impl<J: Send + 'static> SpinWorker<J> {
         let mut spins = 0_u32;
         while self.slot.finished.load(Ordering::Acquire) < posted {
             spins = spins.wrapping_add(1);
-            if spins % 1024 == 0 {
+            if spins.is_multiple_of(1024) {
                 // The worker may have been descheduled mid-job: give it the core.
                 thread::yield_now();
             } else {
