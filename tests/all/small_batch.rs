@@ -1,7 +1,7 @@
 //! Small batches and narrow layers (issue 21) against the float64 per-unit loop, on every
 //! device this build has. On the CPU these shapes take the packed panel kernel, split over
-//! units (at most 64 rows) or rows (narrow layers); the widths are chosen to miss its 16-unit
-//! panels and 6-row tiles on both sides.
+//! units (at most 64 rows) or rows (larger batches); the widths are chosen to miss its 16-unit
+//! panels and 6-row tiles on both sides, and strided views take the `gemm` fallback.
 
 use crate::common;
 
@@ -118,18 +118,31 @@ test_device!(
     narrow_layers_at_large_batches,
     strided_and_column_major_small_batches,
     nan_and_infinity_pass_through_the_small_batch_path,
+    wide_layers_at_large_batches,
 );
 
 /// On the CPU the plan says which kernel each layer takes, so the shapes above are known to
-/// reach the panel kernel rather than the `gemm` fallback.
+/// reach the panel kernel, split both ways.
 #[test]
-fn the_cpu_plan_reports_the_panel_kernel_for_small_and_narrow_layers() {
+fn the_cpu_plan_reports_the_panel_kernel_split_by_rows_and_by_units() {
     let network = random_network(&[784, 512, 64, 10], &[Activation::Relu; 3], 25);
     let plan = network
         .compile(&Device::cpu(), PlanOptions::default())
         .unwrap();
-    let choices = plan.kernel_choices();
-    assert!(choices[0].contains("gemm"), "{}", choices[0]);
-    assert!(choices[0].contains("units split"), "{}", choices[0]);
-    assert!(choices[2].contains("rows split"), "{}", choices[2]);
+    for choice in plan.kernel_choices() {
+        assert!(choice.contains("rows split"), "{choice}");
+        assert!(choice.contains("units split"), "{choice}");
+    }
+}
+
+/// Wide layers at a large batch: the rows-split panel kernel, with `K` well past one
+/// cache-sized chunk of panels.
+fn wide_layers_at_large_batches(device: &Device) {
+    let network = random_network(
+        &[1100, 300, 129],
+        &[Activation::Gelu, Activation::Softmax],
+        26,
+    );
+    let input = random_input(200, 1100, 80);
+    check(device, &network, &input, "200 rows");
 }

@@ -1,5 +1,10 @@
-//! One dense layer as a CPU plan holds it: the weights as given (for the `gemm` path) and
-//! packed for the panel kernel, and the rule that picks between them for each batch.
+//! One dense layer as a CPU plan holds it: the weights packed for the panel kernel, and as
+//! given for the `gemm` crate, which takes inputs or outputs whose rows are strided; and the
+//! rule that splits a batch across the cores.
+//!
+//! Measured on the 2-core AVX-512 machine of BENCHMARKS.md, single-threaded, dense+sigmoid:
+//! the panel kernel ran 4096x784x512 at 245 GFLOP/s against `gemm`'s 128 (`gemm` 0.19 uses
+//! AVX2 on stable Rust), 65536x64x64 at 142 against 100, 64x784x512 at 257 against 116.
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
@@ -10,20 +15,16 @@ use super::packed::{PackedWeights, PANEL};
 use super::panel::{panel_dense, rows_contiguous, TILE_ROWS};
 use crate::activation::Activation;
 
-/// Batches of at most this many rows take the panel kernel, split over units (issue 21:
-/// serving batches). Above it the `gemm` crate's cache blocking wins on wide layers.
+/// Batches of at most this many rows split each layer's units across the cores (issue 21:
+/// serving batches); larger ones split the rows. Both run the panel kernel.
 pub const SMALL_BATCH_ROWS: usize = 64;
-
-/// Layers at most this wide in inputs and units take the panel kernel at any batch size:
-/// their whole packed `W` (64 KiB at 128 × 128) stays in L1/L2 while the rows stream past.
-pub const NARROW_WIDTH: usize = 128;
 
 /// Multiply-adds below which a small batch stays on the calling thread: waking a second
 /// core costs a few microseconds, about what one core needs for this much work.
 const MIN_SPLIT_MACS: usize = 32 * 1024;
 
-/// Rows per task when a narrow layer's batch is split across threads; a multiple of the
-/// kernel's tile rows.
+/// Rows per task when a batch is split across threads by rows; a multiple of the kernel's
+/// tile rows.
 const NARROW_ROWS_PER_TASK: usize = 64 * TILE_ROWS;
 
 /// How one call of a layer is computed.
@@ -31,9 +32,10 @@ const NARROW_ROWS_PER_TASK: usize = 64 * TILE_ROWS;
 pub enum Kernel {
     /// The panel kernel with the cores splitting the units (small batches).
     PanelByUnits,
-    /// The panel kernel with the cores splitting the rows (narrow layers).
+    /// The panel kernel with the cores splitting the rows (larger batches).
     PanelByRows,
-    /// The `gemm` crate, then the bias/activation sweep ([`dense_forward`]).
+    /// The `gemm` crate, then the bias/activation sweep ([`dense_forward`]): for inputs or
+    /// outputs whose rows are not contiguous.
     Gemm,
 }
 
@@ -118,14 +120,12 @@ impl CpuDense {
         }
     }
 
-    /// The kernel a batch of `rows` rows takes.
+    /// The kernel a batch of `rows` rows with contiguous rows takes.
     pub fn kernel(&self, rows: usize) -> Kernel {
         if rows <= SMALL_BATCH_ROWS {
             Kernel::PanelByUnits
-        } else if self.inputs() <= NARROW_WIDTH && self.units() <= NARROW_WIDTH {
-            Kernel::PanelByRows
         } else {
-            Kernel::Gemm
+            Kernel::PanelByRows
         }
     }
 
@@ -141,7 +141,7 @@ impl CpuDense {
     ) {
         let contiguous = rows_contiguous(input) && rows_contiguous(out.view());
         let kernel = self.kernel(input.nrows());
-        if kernel == Kernel::Gemm || !contiguous || input.nrows() == 0 || self.units() == 0 {
+        if !contiguous || input.nrows() == 0 || self.units() == 0 {
             dense_forward(
                 input,
                 self.weight.view(),

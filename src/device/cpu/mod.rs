@@ -1,6 +1,6 @@
-//! The CPU backend: ndarray arrays, a multi-threaded GEMM and a one-pass epilogue for large
-//! batches, and a packed-weight panel kernel with the epilogue fused for small batches and
-//! narrow layers ([`CpuDense`] picks one per call).
+//! The CPU backend: a packed-weight panel kernel with bias and activation fused, split across
+//! the cores by units for small batches and by rows otherwise ([`CpuDense`]); the `gemm`
+//! crate and a one-pass epilogue ([`dense_forward`]) for views with strided rows.
 
 mod dense;
 mod epilogue;
@@ -14,7 +14,7 @@ mod spin_worker;
 
 pub use dense::dense_forward;
 pub use epilogue::bias_activation;
-pub use layer::{CpuDense, Kernel, NARROW_WIDTH, SMALL_BATCH_ROWS};
+pub use layer::{CpuDense, Kernel, SMALL_BATCH_ROWS};
 pub use packed::{PackedWeights, PANEL};
 pub use plan::CpuPlan;
 

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
-use super::layer::{CpuDense, SMALL_BATCH_ROWS};
+use super::layer::{CpuDense, Kernel, SMALL_BATCH_ROWS};
 use super::panel::rows_contiguous;
 use super::small_batch::SmallBatchRunner;
 use super::CpuDevice;
@@ -214,6 +214,7 @@ impl CpuPlan {
                         small.describe()
                     )
                 };
+                let kernels = format!("{kernels}; strided rows: {}", Kernel::Gemm.describe());
                 format!("cpu {kernels} ({} threads{storage})", self.threads)
             })
             .collect()
