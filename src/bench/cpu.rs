@@ -4,7 +4,7 @@ use ndarray::Array2;
 
 use super::{Measurement, Shape};
 use crate::activation::Activation;
-use crate::device::cpu::{dense_forward, CpuDevice};
+use crate::device::cpu::{CpuDense, CpuDevice};
 use crate::dtype::DType;
 use crate::stats::median_ms;
 use crate::tensor::random_batch;
@@ -23,23 +23,19 @@ pub fn layer_parameters(shape: Shape) -> (Array2<f32>, Vec<f32>) {
     (weight, bias)
 }
 
-/// Median time of `g(A·W + B)` with sigmoid, f32, over random data.
+/// Median time of `g(A·W + B)` with sigmoid, f32, over random data, through the kernel a
+/// plan picks for this shape ([`CpuDense::forward`]; its weights are packed beforehand, as
+/// a plan's are at compile time).
 pub(crate) fn bench_dense(cpu: &CpuDevice, shape: Shape, repeats: usize) -> Measurement {
     let inputs: Vec<Array2<f32>> = (0..input_sets(shape))
         .map(|i| random_batch(shape.m, shape.k, 11 + i as u64))
         .collect();
     let (weight, bias) = layer_parameters(shape);
+    let layer = CpuDense::new(weight, bias, Activation::Sigmoid);
     let mut out = Array2::<f32>::zeros((shape.m, shape.n));
     let ms = median_ms(2, repeats, |i| {
         let input = &inputs[i % inputs.len()];
-        dense_forward(
-            input.view(),
-            weight.view(),
-            &bias,
-            Activation::Sigmoid,
-            out.view_mut(),
-            cpu.threads(),
-        );
+        layer.forward(input.view(), out.view_mut(), cpu.threads());
     });
-    Measurement::new(shape, "cpu", DType::F32, ms)
+    Measurement::new(shape, "cpu", DType::F32, ms).with_picked(layer.kernel(shape.m).describe())
 }

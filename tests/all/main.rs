@@ -17,6 +17,7 @@ mod header_lengths;
 mod io;
 mod npy_reader;
 mod plot;
+mod small_batch;
 mod streaming;
 
 #[cfg(feature = "cli")]

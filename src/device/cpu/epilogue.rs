@@ -12,7 +12,16 @@ use crate::activation::Activation;
 pub fn bias_activation(z: ArrayViewMut2<'_, f32>, bias: &[f32], activation: Activation) {
     pulp::Arch::new().dispatch(BiasActivation {
         z,
-        bias,
+        bias: Some(bias),
+        activation,
+    });
+}
+
+/// Applies the activation alone to each row of `z` in place (the bias is already in `z`).
+pub(super) fn activation_only(z: ArrayViewMut2<'_, f32>, activation: Activation) {
+    pulp::Arch::new().dispatch(BiasActivation {
+        z,
+        bias: None,
         activation,
     });
 }
@@ -21,7 +30,7 @@ pub fn bias_activation(z: ArrayViewMut2<'_, f32>, bias: &[f32], activation: Acti
 /// the detected SIMD features.
 struct BiasActivation<'a, 'b> {
     z: ArrayViewMut2<'a, f32>,
-    bias: &'b [f32],
+    bias: Option<&'b [f32]>,
     activation: Activation,
 }
 
@@ -37,10 +46,10 @@ impl pulp::WithSimd for BiasActivation<'_, '_> {
         } = self;
         for mut row in z.axis_iter_mut(Axis(0)) {
             match row.as_slice_mut() {
-                Some(row) => activation.apply_row_with_bias(row, Some(bias)),
+                Some(row) => activation.apply_row_with_bias(row, bias),
                 None => {
                     let mut owned = row.to_vec();
-                    activation.apply_row_with_bias(&mut owned, Some(bias));
+                    activation.apply_row_with_bias(&mut owned, bias);
                     row.iter_mut().zip(owned).for_each(|(dst, v)| *dst = v);
                 }
             }

@@ -1,12 +1,21 @@
-//! The CPU backend: ndarray arrays, a multi-threaded GEMM, and a one-pass epilogue.
+//! The CPU backend: a packed-weight panel kernel with bias and activation fused, split across
+//! the cores by units for small batches and by rows otherwise ([`CpuDense`]); the `gemm`
+//! crate and a one-pass epilogue ([`dense_forward`]) for views with strided rows.
 
 mod dense;
 mod epilogue;
 mod gemm;
+mod layer;
+mod packed;
+mod panel;
 mod plan;
+mod small_batch;
+mod spin_worker;
 
 pub use dense::dense_forward;
 pub use epilogue::bias_activation;
+pub use layer::{CpuDense, Kernel, SMALL_BATCH_ROWS};
+pub use packed::{PackedWeights, PANEL};
 pub use plan::CpuPlan;
 
 /// The host's cores.

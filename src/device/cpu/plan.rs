@@ -1,22 +1,17 @@
 //! A network compiled for the CPU.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{ArrayView2, ArrayViewMut2};
 
-use super::dense::dense_forward;
+use super::layer::{CpuDense, Kernel, SMALL_BATCH_ROWS};
+use super::panel::rows_contiguous;
+use super::small_batch::SmallBatchRunner;
 use super::CpuDevice;
-use crate::activation::Activation;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::execution::{PlanOptions, Strategy};
 use crate::graph::network::Network;
-
-struct CpuLayer {
-    weight: Array2<f32>,
-    bias: Vec<f32>,
-    activation: Activation,
-}
 
 /// Two activation buffers; layer i writes one and layer i+1 reads it and writes the other.
 /// They grow on demand to `rows × widest layer` for the largest batch actually run (at most
@@ -33,15 +28,27 @@ struct PingPong {
 /// accumulate in f32. So the CPU gives the same answers as a GPU to within the GPU's
 /// accumulation order, and is no faster than f32.
 pub struct CpuPlan {
-    layers: Vec<CpuLayer>,
+    layers: Arc<[CpuDense]>,
     /// The precision values are stored in between layers.
     storage: DType,
     threads: usize,
     /// The widest row the scratch holds: the widest layer, or the input of a 16-bit plan.
     max_width: usize,
+    /// The largest batch the plan was compiled for.
+    max_batch: usize,
     /// Idle buffer pairs. A call takes one (or makes one, the first time a thread is
     /// concurrent) and gives it back, so the lock is held only for a push or a pop.
     idle: Mutex<Vec<PingPong>>,
+    /// The two-core runner for small batches, started by the first one.
+    small: Mutex<SmallBatch>,
+}
+
+/// Whether a plan's small-batch helper thread has been started.
+enum SmallBatch {
+    NotStarted,
+    Running(SmallBatchRunner),
+    /// The OS refused the thread: small batches take the one-layer-at-a-time path.
+    Unavailable,
 }
 
 impl CpuPlan {
@@ -66,10 +73,12 @@ impl CpuPlan {
         let layers = network
             .layers()
             .iter()
-            .map(|layer| CpuLayer {
-                weight: layer.weight().mapv(|w| storage.round(w)),
-                bias: layer.bias().iter().map(|&b| storage.round(b)).collect(),
-                activation: layer.activation(),
+            .map(|layer| {
+                CpuDense::new(
+                    layer.weight().mapv(|w| storage.round(w)),
+                    layer.bias().iter().map(|&b| storage.round(b)).collect(),
+                    layer.activation(),
+                )
             })
             .collect();
         // A 16-bit plan also rounds its input into the scratch buffers.
@@ -84,7 +93,9 @@ impl CpuPlan {
             storage,
             threads: device.threads(),
             max_width: widest,
+            max_batch: options.max_batch,
             idle: Mutex::new(vec![PingPong::default()]),
+            small: Mutex::new(SmallBatch::NotStarted),
         })
     }
 
@@ -95,6 +106,11 @@ impl CpuPlan {
         mut output: ArrayViewMut2<'_, f32>,
     ) -> Result<()> {
         let rows = input.nrows();
+        if let Some(runner) = self.small_batch_runner(rows, output.view()) {
+            if let SmallBatch::Running(runner) = &*runner {
+                return runner.run(input, output, self.storage);
+            }
+        }
         let mut scratch = self.take_scratch();
         let needed = scratch_len(rows, self.max_width)?;
         for buffer in &mut scratch.buffers {
@@ -122,8 +138,8 @@ impl CpuPlan {
         }
         let last = self.layers.len() - 1;
         for (index, layer) in self.layers.iter().enumerate() {
-            let units = layer.weight.ncols();
-            let inputs = layer.weight.nrows();
+            let units = layer.units();
+            let inputs = layer.inputs();
             let source = if index == 0 && !sixteen_bit {
                 input
             } else {
@@ -137,14 +153,7 @@ impl CpuPlan {
                     .map_err(scratch_error)?
             };
             let mut target = target;
-            dense_forward(
-                source,
-                layer.weight.view(),
-                &layer.bias,
-                layer.activation,
-                target.view_mut(),
-                self.threads,
-            );
+            layer.forward(source, target.view_mut(), self.threads);
             if sixteen_bit {
                 let storage = self.storage;
                 target.par_mapv_inplace(|v| storage.round(v));
@@ -158,23 +167,55 @@ impl CpuPlan {
         Ok(())
     }
 
+    /// The small-batch runner, locked for this call, if `rows` rows should take it: a small
+    /// batch, two or more threads, an output with contiguous rows, and no other call using
+    /// the runner right now (a concurrent call takes the per-layer path instead).
+    fn small_batch_runner(
+        &self,
+        rows: usize,
+        output: ArrayView2<'_, f32>,
+    ) -> Option<std::sync::MutexGuard<'_, SmallBatch>> {
+        if rows == 0 || rows > SMALL_BATCH_ROWS || self.threads < 2 || !rows_contiguous(output) {
+            return None;
+        }
+        let mut slot = self.small.try_lock().ok()?;
+        if let SmallBatch::NotStarted = *slot {
+            *slot = match SmallBatchRunner::new(Arc::clone(&self.layers)) {
+                Ok(runner) => SmallBatch::Running(runner),
+                Err(_) => SmallBatch::Unavailable,
+            };
+        }
+        Some(slot)
+    }
+
     fn take_scratch(&self) -> PingPong {
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         idle.unwrap_or_default()
     }
 
+    /// One line per layer: the kernel a batch of `max_batch` rows takes, and what a small
+    /// batch takes when that differs.
     pub(crate) fn kernel_choices(&self) -> Vec<String> {
+        let storage = match self.storage {
+            DType::F32 => String::new(),
+            other => format!(", {other} storage, f32 accumulation"),
+        };
         self.layers
             .iter()
-            .map(|_| {
-                let storage = match self.storage {
-                    DType::F32 => String::new(),
-                    other => format!(", {other} storage, f32 accumulation"),
+            .map(|layer| {
+                let large = layer.kernel(self.max_batch);
+                let small = layer.kernel(1);
+                let kernels = if large == small {
+                    large.describe().to_string()
+                } else {
+                    format!(
+                        "{}; batches of <= {SMALL_BATCH_ROWS} rows: {}",
+                        large.describe(),
+                        small.describe()
+                    )
                 };
-                format!(
-                    "cpu gemm + bias/act epilogue ({} threads{storage})",
-                    self.threads
-                )
+                let kernels = format!("{kernels}; strided rows: {}", Kernel::Gemm.describe());
+                format!("cpu {kernels} ({} threads{storage})", self.threads)
             })
             .collect()
     }
