@@ -9,6 +9,7 @@ named ``part-<task index>`` in row order (``manifest.json`` lists them with thei
 import dataclasses
 import glob
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -21,6 +22,10 @@ from ._predictor import OUTPUT_COLUMN, Predictor
 NUMPY, PARQUET = "numpy", "parquet"
 _FORMATS = {".npy": NUMPY, ".parquet": PARQUET}
 MANIFEST = "manifest.json"
+#: Writes take no CPU slot. Reads take one (Ray Data's read functions fix that), so the
+#: actors must leave one free: a read waiting behind actors that hold every slot never runs.
+_IO_TASK = {"num_cpus": 0}
+_READ_CPUS = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +65,24 @@ def input_files(pattern):
     return files, formats.pop()
 
 
+def _actor_pool(concurrency, cpus_per_actor, cluster_cpus):
+    """``concurrency`` checked against the cluster, or the default pool (1 to as many as fit)."""
+    fit = int((cluster_cpus - _READ_CPUS) // cpus_per_actor) if cpus_per_actor > 0 else 1 << 10
+    if fit < 1:
+        raise ValueError(
+            f"the cluster has {cluster_cpus:g} CPUs: one actor of {cpus_per_actor:g} CPUs and "
+            f"the read tasks' {_READ_CPUS} do not fit; lower --cpus-per-actor"
+        )
+    if concurrency is None:
+        return {"min_size": 1, "max_size": fit}
+    if concurrency > fit:
+        raise ValueError(
+            f"{concurrency} actors of {cpus_per_actor:g} CPUs leave the read tasks no CPU of "
+            f"the cluster's {cluster_cpus:g}; use --concurrency {fit} or lower --cpus-per-actor"
+        )
+    return {"size": concurrency}
+
+
 def count_rows(path, format):
     """Rows in one .npy or Parquet file, from its header or footer alone."""
     if format == NUMPY:
@@ -79,18 +102,25 @@ def infer(
     column=None,
     concurrency=None,
     num_gpus=0,
+    cpus_per_actor=1,
     batch_size=4096,
     output_format=None,
+    quiet=False,
 ):
     """Predicts every row of ``inputs`` (a glob or list of globs of .npy or Parquet files)
     into the new directory ``output``, and returns an :class:`InferResult`.
 
     Connects to the cluster at ``address`` ("auto" for the local node's cluster) or starts
-    a local Ray when none runs. ``concurrency`` actors (default: one per node's CPUs as Ray
-    sees fit, i.e. an autoscaling pool of 1 to the cluster's CPUs) each load ``model`` once;
-    ``num_gpus`` per actor gives each a GPU. The output format is the input's unless
+    a local Ray when none runs. ``concurrency`` actors (default: a pool of 1 up to as many
+    as fit), spread over the nodes, each load ``model`` once and reserve ``cpus_per_actor``
+    CPUs (vecprop uses all of a node's cores whatever the reservation) and ``num_gpus``
+    GPUs (1 gives each its own GPU). The actors must leave one CPU of the cluster for the
+    read tasks, or the job is refused. The output format is the input's unless
     ``output_format`` ("numpy" or "parquet") says otherwise. Raises ``ValueError`` for bad
     arguments and re-raises the job's error, leaving no output directory, if it fails.
+    ``quiet`` keeps Ray's log lines and progress reports off stderr.
+
+    Actors are spread over the nodes (Ray Data's default scheduling, "SPREAD").
     """
     import ray
 
@@ -107,28 +137,43 @@ def infer(
     expected_rows = sum(count_rows(path, format) for path in files)
 
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        level = logging.CRITICAL if quiet else logging.INFO
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=level)
     context = ray.data.DataContext.get_current()
+    if quiet:
+        context.enable_progress_bars = False
+        context.print_on_execution_start = False
+        for name in ("ray", "ray.data"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     context.execution_options.preserve_order = True
 
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(output)}.partial-", dir=parent)
     try:
         dataset = ray.data.read_numpy(files) if format == NUMPY else ray.data.read_parquet(files)
-        if concurrency is None:
-            concurrency = (1, max(1, int(ray.cluster_resources().get("CPU", 1))))
+        concurrency = _actor_pool(concurrency, cpus_per_actor, ray.cluster_resources().get("CPU", 0))
         predicted = dataset.map_batches(
             Predictor,
             fn_constructor_kwargs={"model": model, "device": device, "column": column},
             batch_format="numpy",
             batch_size=batch_size,
-            concurrency=concurrency,
+            compute=ray.data.ActorPoolStrategy(**concurrency),
+            num_cpus=cpus_per_actor,
             num_gpus=num_gpus,
         )
         names = _PartNames("npy" if output_format == NUMPY else "parquet")
         if output_format == NUMPY:
-            predicted.write_numpy(staging, column=OUTPUT_COLUMN, filename_provider=names)
+            predicted.write_numpy(
+                staging, column=OUTPUT_COLUMN, filename_provider=names, ray_remote_args=_IO_TASK
+            )
         else:
-            predicted.write_parquet(staging, filename_provider=names)
+            # The staging directory is private and new, so "overwrite" replaces nothing; it
+            # lets the names leave out Ray's write id.
+            predicted.write_parquet(
+                staging,
+                filename_provider=names,
+                mode=ray.data.SaveMode.OVERWRITE,
+                ray_remote_args=_IO_TASK,
+            )
         written = sorted(name for name in os.listdir(staging) if name.startswith("part-"))
         rows = [count_rows(os.path.join(staging, name), output_format) for name in written]
         if sum(rows) != expected_rows:

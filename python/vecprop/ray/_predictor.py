@@ -64,7 +64,7 @@ class Predictor:
             raise ValueError(
                 f"the batch already has a column {self.output_column!r}; pass output_column=..."
             )
-        kept[self.output_column] = self.model(batch[name])
+        kept[self.output_column] = self.model(as_matrix(batch[name]))
         return kept
 
     def input_column(self, batch):
@@ -75,7 +75,7 @@ class Predictor:
                     f"no column {self.column!r} in the batch (columns: {', '.join(batch)})"
                 )
             return self.column
-        tensors = [key for key, value in batch.items() if np.ndim(value) == 2]
+        tensors = [key for key, value in batch.items() if np.ndim(value) == 2 or _is_row_list(value)]
         if len(tensors) != 1:
             found = ", ".join(f"{key} {np.shape(value)}" for key, value in batch.items())
             raise ValueError(
@@ -83,3 +83,21 @@ class Predictor:
                 f"and the batch has {len(tensors)} ({found})"
             )
         return tensors[0]
+
+
+def _is_row_list(value):
+    """Whether ``value`` is a column of equal-length 1-D arrays (how Ray hands out a
+    Parquet list column), rather than a tensor column."""
+    return (
+        isinstance(value, np.ndarray)
+        and value.ndim == 1
+        and value.dtype == object
+        and len(value) > 0
+        and all(isinstance(row, np.ndarray) and row.ndim == 1 for row in value)
+        and len({len(row) for row in value}) == 1
+    )
+
+
+def as_matrix(value):
+    """A tensor column as it is (read in place), or a column of rows stacked into one."""
+    return np.stack(value) if _is_row_list(value) else value
