@@ -28,7 +28,7 @@ class VecpropServer:
     """One replica: a model, and an HTTP handler for prediction and health.
 
     ``POST`` (any path but the health route) with a JSON or ``application/x-npy`` body
-    predicts its rows; ``GET /healthz`` answers ``{"status": "ok", ...}``. With ``batching``
+    predicts its rows; ``GET /healthz`` answers ``{"status": "ok", "replica": id, ...}``. With ``batching``
     (the default), concurrent requests are merged by ``@serve.batch`` into one forward pass
     of up to ``max_batch_size`` requests, the first waiting at most ``batch_wait_timeout_s``
     for the others; the reply's ``X-Vecprop-Batch-Requests`` header says how many requests
@@ -83,6 +83,7 @@ class VecpropServer:
             raise _http.BadRequest(405, f"{request.method} is not allowed on {HEALTH_PATH}: GET it")
         body = {
             "status": "ok",
+            "replica": serve.get_replica_context().replica_id.unique_id,
             "device": self.device,
             "input_width": self.input_width,
             "output_width": self.model.output_width,
