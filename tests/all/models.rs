@@ -5,19 +5,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use ndarray::Array2;
 use vecprop::{io, Activation, Device, Error, PlanOptions};
 
-use crate::helpers::fixture;
-
-/// Largest of |got - want| / max(1, |want|).
-fn max_scaled_error(got: &Array2<f32>, want: &Array2<f32>) -> f32 {
-    assert_eq!(got.dim(), want.dim());
-    got.iter()
-        .zip(want)
-        .map(|(g, w)| (g - w).abs() / w.abs().max(1.0))
-        .fold(0.0, f32::max)
-}
+use crate::helpers::{fixture, max_scaled_error};
 
 /// Loads `model`, runs the shared input batch through it on the CPU, and checks the output
 /// against `models_<reference>_output.npy` to 1e-5.

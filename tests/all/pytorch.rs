@@ -5,18 +5,9 @@ use crate::helpers;
 
 use std::process::Command;
 
-use helpers::{fixture, vecprop_bin};
+use helpers::{fixture, max_scaled_error, vecprop_bin};
 use ndarray::Array2;
 use vecprop::{io, Activation, DType, Device, PlanOptions};
-
-/// Largest of |got - want| / max(1, |want|).
-fn max_scaled_error(got: &Array2<f32>, want: &Array2<f32>) -> f32 {
-    assert_eq!(got.dim(), want.dim());
-    got.iter()
-        .zip(want)
-        .map(|(g, w)| (g - w).abs() / w.abs().max(1.0))
-        .fold(0.0, f32::max)
-}
 
 fn forward(model: &str) -> (vecprop::Network, Array2<f32>) {
     let network = io::load_model(fixture(model), None).unwrap();

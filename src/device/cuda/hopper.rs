@@ -56,7 +56,7 @@ pub(crate) fn runs_on(kernels: &KernelCache, dtype: DType, compute_capability: (
 
 /// Whether TMA can address a row-major matrix of `cols` 16-bit columns at `address`.
 fn tma_addressable(address: u64, cols: usize) -> bool {
-    address % 16 == 0 && cols > 0 && (cols * 2) % 16 == 0
+    address.is_multiple_of(16) && cols > 0 && (cols * 2).is_multiple_of(16)
 }
 
 /// A 2-D tiled tensor map over a row-major `rows × cols` matrix of 16-bit `dtype` at

@@ -187,7 +187,7 @@ pub(crate) fn reshaped(dims: &[usize], target: &[i64]) -> Result<Vec<usize>, Str
     }
     let known: usize = out.iter().product();
     if let Some(i) = infer {
-        if known == 0 || count % known != 0 {
+        if known == 0 || !count.is_multiple_of(known) {
             return Err(format!("{count} values do not reshape to {target:?}"));
         }
         out[i] = count / known;
