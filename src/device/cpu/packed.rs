@@ -1,5 +1,5 @@
 //! A dense layer's weights reordered once, at plan compile time, into the layout the panel
-//! kernel ([`super::panel`]) reads: column panels of [`PANEL`] units, each panel's `K × PANEL`
+//! kernel (`panel`) reads: column panels of [`PANEL`] units, each panel's `K × PANEL`
 //! block contiguous and row-major, the last panel padded with zeros.
 //!
 //! With that layout the kernel's inner loop reads each weight once per row block, from one
@@ -12,7 +12,7 @@ use ndarray::ArrayView2;
 /// Units per panel: two AVX2 vectors or one AVX-512 vector of f32.
 pub const PANEL: usize = 16;
 
-/// `W` (inputs × units) and `B` in panel order, ready for [`super::panel`].
+/// `W` (inputs × units) and `B` in panel order, ready for `panel`.
 #[derive(Clone, Debug)]
 pub struct PackedWeights {
     inputs: usize,
