@@ -63,11 +63,7 @@ pub fn forward_npy(
     chunk_rows: usize,
     progress: impl FnMut(usize, usize),
 ) -> Result<(usize, usize)> {
-    if chunk_rows == 0 {
-        return Err(Error::InvalidArgument(
-            "the batch size must be at least 1".into(),
-        ));
-    }
+    check_batch_size(chunk_rows)?;
     let reader = NpyReader::open(input)?;
     forward_npy_from(plan, reader, output, chunk_rows, progress)
 }
@@ -81,11 +77,7 @@ pub fn forward_npy_from(
     chunk_rows: usize,
     progress: impl FnMut(usize, usize),
 ) -> Result<(usize, usize)> {
-    if chunk_rows == 0 {
-        return Err(Error::InvalidArgument(
-            "the batch size must be at least 1".into(),
-        ));
-    }
+    check_batch_size(chunk_rows)?;
     let (rows, cols) = check_input(plan, &reader)?;
     if rows == 0 {
         // No rows in, no rows out, as in PyTorch: an empty but complete output.
@@ -118,11 +110,7 @@ pub fn forward_npy_labels(
     chunk_rows: usize,
     progress: impl FnMut(usize, usize),
 ) -> Result<usize> {
-    if chunk_rows == 0 {
-        return Err(Error::InvalidArgument(
-            "the batch size must be at least 1".into(),
-        ));
-    }
+    check_batch_size(chunk_rows)?;
     if head.classes().len() != plan.output_width() {
         return Err(Error::InvalidArgument(format!(
             "a label head of {} classes for a network of {} outputs",
@@ -303,4 +291,14 @@ impl Drop for Recycled {
         // The reader may have finished; then the buffer is simply freed.
         let _ = self.home.send(array);
     }
+}
+
+/// Errors for a batch size of 0, which every streamed job refuses before opening a file.
+fn check_batch_size(chunk_rows: usize) -> Result<()> {
+    if chunk_rows == 0 {
+        return Err(Error::InvalidArgument(
+            "the batch size must be at least 1".into(),
+        ));
+    }
+    Ok(())
 }
