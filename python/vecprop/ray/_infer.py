@@ -166,12 +166,15 @@ def infer(
                 staging, column=OUTPUT_COLUMN, filename_provider=names, ray_remote_args=_IO_TASK
             )
         else:
-            # KNOWN BUG (2026-12-07, issue 22): with Ray 2.60 this write does not keep row
-            # order. read_parquet and map_batches do (checked with iter_rows under
-            # preserve_order), but the rows in the written file(s) come out of order, also
-            # with max_rows_per_file or min_rows_per_file set; test_ray_data.py's
+            # KNOWN BUG (2026-12-07, issue 22): with Ray 2.60 the rows of the written file(s)
+            # are sometimes out of order (2 of 3 runs of a 3-file, 42,346-row job on 2 CPUs;
+            # the file itself, read through its Arrow storage, is out of order, so it is not
+            # the tensor column's conversion). iter_rows over the same read and map_batches
+            # kept order once; not yet checked over repeated runs. max_rows_per_file and
+            # min_rows_per_file do not help. test_ray_data.py's
             # test_infer_entry_point_keeps_order_and_count[.parquet] fails on it. Next: an
-            # index column written with the rows and checked, or per-block writes.
+            # index column (file number, row in file) carried through the map and checked
+            # or sorted on before the rename, so order no longer rests on Ray's scheduling.
             # The staging directory is private and new, so "overwrite" replaces nothing; it
             # lets the names leave out Ray's write id.
             predicted.write_parquet(
