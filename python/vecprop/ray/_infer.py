@@ -53,6 +53,26 @@ class _PartNames:
         raise NotImplementedError("vecprop writes whole blocks, never one file per row")
 
 
+def _ordered_parquet_sink(path, names):
+    """A Parquet datasink that keeps each write task's rows in order.
+
+    Ray 2.60's own ``write_parquet`` hands each task's blocks to
+    ``pyarrow.dataset.write_dataset(use_threads=True)`` without ``preserve_order``, and
+    Arrow then writes the blocks in whatever order its threads finish: 2 of 3 runs of a
+    3-file, 42,346-row job came out shuffled (2026-12-07). This sink concatenates the task's
+    blocks in the order Ray delivers them (as ``write_numpy`` does) and writes them with one
+    ``pyarrow.parquet.write_table``, one file per task, named by ``names``.
+    """
+    import pyarrow.parquet
+    from ray.data.datasource import BlockBasedFileDatasink
+
+    class OrderedParquetSink(BlockBasedFileDatasink):
+        def write_block_to_file(self, block, file):
+            pyarrow.parquet.write_table(block.to_arrow(), file)
+
+    return OrderedParquetSink(path, filename_provider=names, file_format="parquet")
+
+
 def input_files(pattern):
     """The files a glob (or a list of globs) names, sorted, and their common format."""
     patterns = [pattern] if isinstance(pattern, (str, os.PathLike)) else list(pattern)
@@ -166,23 +186,7 @@ def infer(
                 staging, column=OUTPUT_COLUMN, filename_provider=names, ray_remote_args=_IO_TASK
             )
         else:
-            # KNOWN BUG (2026-12-07, issue 22): with Ray 2.60 the rows of the written file(s)
-            # are sometimes out of order (2 of 3 runs of a 3-file, 42,346-row job on 2 CPUs;
-            # the file itself, read through its Arrow storage, is out of order, so it is not
-            # the tensor column's conversion). iter_rows over the same read and map_batches
-            # kept order once; not yet checked over repeated runs. max_rows_per_file and
-            # min_rows_per_file do not help. test_ray_data.py's
-            # test_infer_entry_point_keeps_order_and_count[.parquet] fails on it. Next: an
-            # index column (file number, row in file) carried through the map and checked
-            # or sorted on before the rename, so order no longer rests on Ray's scheduling.
-            # The staging directory is private and new, so "overwrite" replaces nothing; it
-            # lets the names leave out Ray's write id.
-            predicted.write_parquet(
-                staging,
-                filename_provider=names,
-                mode=ray.data.SaveMode.OVERWRITE,
-                ray_remote_args=_IO_TASK,
-            )
+            predicted.write_datasink(_ordered_parquet_sink(staging, names), ray_remote_args=_IO_TASK)
         written = sorted(name for name in os.listdir(staging) if name.startswith("part-"))
         rows = [count_rows(os.path.join(staging, name), output_format) for name in written]
         if sum(rows) != expected_rows:
