@@ -10,14 +10,19 @@ them) and every engine the same thread count (all cores).
     blocks); then, in rounds that alternate the engines, `map_batches` with one actor
     (the engine uses every core) and batches of --batch-size rows, the outputs collected on
     the driver. "direct" is `Model.predict` on the same in-memory rows in this process.
-    Cells: the best round's rows/s; overhead = direct rows/s / Ray rows/s - 1.
-  * Serve: one replica at a time (vecprop with @serve.batch, vecprop without, ORT with),
+    Cells: the best round's rows/s; overhead = direct rows/s / Ray rows/s - 1; and the CPU
+    seconds each role used in that round (read from /proc), which shows where Ray's time
+    goes and whether anything else on the machine ran.
+  * Serve: one replica at a time (vecprop with @serve.batch, vecprop without, ORT with, and
+    a deployment with no model that gives Serve's own floor on this machine),
     closed-loop aiohttp clients on 127.0.0.1 sending one-row application/x-npy requests
     for --seconds after a warm-up, at each --clients level: req/s, p50 and p99 latency.
     The clients run on the same machine and share its cores with Ray.
 
 Usage: python3 scripts/bench_ray.py [--rows 1000000] [--rounds 2] [--seconds 8]
-                                    [--clients 1,8,64] [--json out.json] [--skip-data|--skip-serve]
+                                    [--clients 1,8,64] [--json out.json] [--write BENCHMARKS.md]
+                                    [--skip-data|--skip-serve]
+--write replaces the section between BEGIN and END in that file (or appends one).
 Needs: pip install "./python[ray]" onnx onnxruntime torch aiohttp
 """
 
@@ -115,6 +120,42 @@ def torch_loader(model, device):
 LOADERS = {"vecprop": None, "onnxruntime": ort_loader, "pytorch": torch_loader}
 
 
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds_by_role():
+    """CPU seconds (user + system) every live process has used so far, summed by role:
+    "actor" (Ray Data's map workers), "driver" (this process), "ray" (Ray's other processes:
+    raylet, GCS, idle workers, ...) and "other" (everything else on the machine, which a
+    quiet run keeps near zero)."""
+    totals = dict.fromkeys(("actor", "driver", "ray", "other"), 0.0)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                command = handle.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # the process ended while we looked
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / TICKS_PER_S  # utime, stime
+        if int(pid) == os.getpid():
+            role = "driver"
+        elif command.startswith("ray::MapWorker"):
+            role = "actor"
+        elif "ray" in command:
+            role = "ray"
+        else:
+            role = "other"
+        totals[role] += seconds
+    return totals
+
+
+def cpu_used(before, after):
+    """CPU seconds by role between two :func:`cpu_seconds_by_role` readings (a process that
+    ended in between is missing from ``after``; its seconds are lost, never negative)."""
+    return {role: round(max(0.0, after[role] - before[role]), 2) for role in before}
+
+
 def ray_data_job(dataset, loader, batch_size):
     """(seconds, rows, seconds after the first output batch, rows after it) for one
     map_batches pass over ``dataset``, outputs collected on the driver. The second pair
@@ -129,12 +170,15 @@ def ray_data_job(dataset, loader, batch_size):
         num_cpus=1,
     )
     rows, first, first_rows = 0, None, 0
+    cpu_before = cpu_seconds_by_role()
     for batch in predicted.iter_batches(batch_format="numpy", batch_size=None):
         rows += len(batch["output"])
         if first is None:
             first, first_rows = time.perf_counter(), rows
     end = time.perf_counter()
-    return end - start, rows, end - first, rows - first_rows
+    # Read before the actor exits (Ray ends it once the job is done).
+    cpu = cpu_used(cpu_before, cpu_seconds_by_role())
+    return end - start, rows, end - first, rows - first_rows, cpu
 
 
 def bench_data(args):
@@ -145,21 +189,27 @@ def bench_data(args):
     expected_sum = None
     times = {name: [] for name in ["direct vecprop", *("Ray Data + " + n for n in LOADERS)]}
     warm = {name: [] for name in times}
+    cpu = {name: [] for name in times}
     for _ in range(args.rounds):
+        cpu_before = cpu_seconds_by_role()
         start = time.perf_counter()
         y = model.predict(x)
         times["direct vecprop"].append(time.perf_counter() - start)
+        cpu["direct vecprop"].append(cpu_used(cpu_before, cpu_seconds_by_role()))
         warm["direct vecprop"].append(args.rows / times["direct vecprop"][-1])
         expected_sum = float(y.sum(dtype=np.float64))
         del y
         for name, loader in LOADERS.items():
-            seconds, rows, after_first_s, after_first_rows = ray_data_job(dataset, loader, args.batch_size)
+            seconds, rows, after_first_s, after_first_rows, used = ray_data_job(
+                dataset, loader, args.batch_size
+            )
             assert rows == args.rows, (name, rows)
             times["Ray Data + " + name].append(seconds)
+            cpu["Ray Data + " + name].append(used)
             warm["Ray Data + " + name].append(after_first_rows / after_first_s)
     results = {
         name: {"best_s": min(t), "rounds_s": t, "rows_per_s": args.rows / min(t),
-               "warm_rows_per_s": max(warm[name])}
+               "warm_rows_per_s": max(warm[name]), "cpu_s_of_best": cpu[name][t.index(min(t))]}
         for name, t in times.items()
     }
     direct = results["direct vecprop"]["rows_per_s"]
@@ -204,6 +254,25 @@ async def closed_loop(url, body, clients, seconds, warmup_s=1.0):
     }
 
 
+@serve.deployment(max_ongoing_requests=256)
+class ServeAlone:
+    """Serve's own floor: reads the body and answers a fixed one-row reply, no model."""
+
+    def __init__(self):
+        from starlette.responses import Response
+
+        buffer = io.BytesIO()
+        np.save(buffer, np.zeros((1, 10), np.float32))
+        self.reply, self.response = buffer.getvalue(), Response
+
+    async def __call__(self, request):
+        await request.body()
+        return self.response(self.reply, media_type="application/x-npy")
+
+    def batch_sizes(self):
+        return []
+
+
 def bench_serve(args, port):
     buffer = io.BytesIO()
     np.save(buffer, np.random.default_rng(1).uniform(-1, 1, (1, 784)).astype(np.float32))
@@ -215,8 +284,8 @@ def bench_serve(args, port):
     }
     levels = [int(c) for c in args.clients.split(",")]
     results = {}
-    for name, options in deployments.items():
-        application = vecprop.ray.deployment(
+    for name, options in [*deployments.items(), ("Serve alone, no model", None)]:
+        application = ServeAlone.bind() if options is None else vecprop.ray.deployment(
             None, device="cpu", max_batch_size=args.max_batch_size,
             batch_wait_timeout_s=args.batch_wait_timeout_s, **options,
         )
@@ -234,6 +303,67 @@ def bench_serve(args, port):
             "seconds": args.seconds, "deployments": results}
 
 
+BEGIN = "<!-- ray:begin (scripts/bench_ray.py --write) -->"
+END = "<!-- ray:end -->"
+
+
+def markdown(report):
+    """The report as BENCHMARKS.md's tables."""
+    lines = [f"Machine: {report['machine']}; Ray {report['ray']}, vecprop {report['vecprop']}. "
+             f"Run {report['date']}, load average before the run {report['load_before']}."]
+    if "data" in report:
+        data = report["data"]
+        lines += ["", f"Ray Data, {data['rows']:,} x 784 rows (784-512-256-10), one actor using every core, "
+                  f"batches of {data['batch_size']}, best of {len(next(iter(data['jobs'].values()))['rounds_s'])} "
+                  "alternating rounds. \"whole job\" includes the actor's start; \"steady\" counts from "
+                  "the first output batch.", "",
+                  "| job | whole job | rows/s | overhead vs direct | steady rows/s | steady overhead "
+                  "| CPU s: actor / driver / Ray's others / rest of machine |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, cell in data["jobs"].items():
+            used = cell["cpu_s_of_best"]
+            lines.append(f"| {name} | {cell['best_s']:.2f} s | {cell['rows_per_s']:,.0f} | "
+                         f"{100 * cell['overhead_vs_direct']:+.1f}% | {cell['warm_rows_per_s']:,.0f} | "
+                         f"{100 * cell['warm_overhead_vs_direct']:+.1f}% | {used['actor']:.1f} / "
+                         f"{used['driver']:.1f} / {used['ray']:.1f} / {used['other']:.1f} |")
+    if "serve" in report:
+        serve_report = report["serve"]
+        deployments = serve_report["deployments"]
+        # Client levels are the int keys (strings once the report went through JSON).
+        levels = sorted((key for key in next(iter(deployments.values())) if str(key).isdigit()), key=int)
+        lines += ["", f"Ray Serve, one replica, batch-1 `application/x-npy` requests from closed-loop "
+                  f"aiohttp clients on 127.0.0.1 for {serve_report['seconds']:g} s per level; "
+                  f"`@serve.batch(max_batch_size={serve_report['max_batch_size']}, "
+                  f"batch_wait_timeout_s={serve_report['batch_wait_timeout_s']:g})`. Cells: req/s, p50 / p99 ms.", "",
+                  "| deployment | " + " | ".join(f"{c} client{'s' * (int(c) > 1)}" for c in levels) + " | requests per forward pass |",
+                  "|---|" + "---|" * (len(levels) + 1)]
+        for name, cells in deployments.items():
+            row = [f"{cells[c]['requests_per_s']:,.0f} req/s, {cells[c]['p50_ms']:.2f} / {cells[c]['p99_ms']:.2f} ms"
+                   for c in levels]
+            merged = cells.get("mean_merged_requests")
+            lines.append(f"| {name} | " + " | ".join(row) + (f" | {merged:.1f} |" if merged else " | - |"))
+        ours, ort, unbatched = (deployments.get(k) for k in
+                                ("vecprop, @serve.batch", "ORT, @serve.batch", "vecprop, unbatched"))
+        if ours and ort and unbatched:
+            ratios = ", ".join(f"{c}: {ours[c]['requests_per_s'] / ort[c]['requests_per_s']:.2f}x ORT, "
+                               f"{ours[c]['requests_per_s'] / unbatched[c]['requests_per_s']:.2f}x unbatched"
+                               for c in levels)
+            lines += ["", f"vecprop with @serve.batch, by clients: {ratios}."]
+    return "\n".join(lines)
+
+
+def write_section(path, table):
+    with open(path) as handle:
+        text = handle.read()
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + BEGIN + "\n" + table + "\n" + END + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + BEGIN + "\n" + table + "\n" + END + "\n"
+    with open(path, "w") as handle:
+        handle.write(text)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -244,6 +374,7 @@ def main():
     parser.add_argument("--max-batch-size", type=int, default=64)
     parser.add_argument("--batch-wait-timeout-s", type=float, default=0.002)
     parser.add_argument("--json")
+    parser.add_argument("--write", help="Markdown file whose Ray section to replace")
     parser.add_argument("--skip-data", action="store_true")
     parser.add_argument("--skip-serve", action="store_true")
     args = parser.parse_args()
@@ -253,7 +384,8 @@ def main():
     ray.data.DataContext.get_current().enable_progress_bars = False
     report = {"machine": f"{platform.processor() or platform.machine()}, {THREADS} cores, no GPU",
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-              "ray": ray.__version__, "vecprop": vecprop.__version__}
+              "ray": ray.__version__, "vecprop": vecprop.__version__,
+              "load_before": "%.2f" % os.getloadavg()[0]}
     if not args.skip_data:
         report["data"] = bench_data(args)
         print(json.dumps(report["data"], indent=1), flush=True)
@@ -268,6 +400,8 @@ def main():
     if args.json:
         with open(args.json, "w") as handle:
             handle.write(text)
+    if args.write:
+        write_section(args.write, markdown(json.loads(text)))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # vecprop on Ray (issue 22): a fresh venv, the pinned ray[serve,data] from a wheel cache,
 # pip install "./python[ray]", the Ray tests (a real local Ray, a two-node Cluster, Serve;
-# loopback only) under a hard timeout.
+# loopback only) under a hard timeout, then the README's "At scale" snippets as written: the
+# laptop one on a local Ray, the cluster one against a head node started with `ray start`.
 #
 # Usage: scripts/ray-ci.sh         (PYTHON=python3.11 to pick the interpreter)
 # Wheels are cached in ${VECPROP_WHEELS:-${XDG_CACHE_HOME:-~/.cache}/vecprop-wheels}: the first
@@ -16,9 +17,9 @@ TESTS_TIMEOUT_S=${VECPROP_RAY_TESTS_TIMEOUT_S:-420}
 SNIPPET_TIMEOUT_S=120
 VENV=$(mktemp -d "${TMPDIR:-/tmp}/vecprop-ray-ci.XXXXXX")
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/vecprop-ray-snippets.XXXXXX")
-HEAD_PID=
+RAY_STARTED=
 cleanup() {
-    if [ -n "$HEAD_PID" ]; then kill "$HEAD_PID" 2>/dev/null || true; wait "$HEAD_PID" 2>/dev/null || true; fi
+    if [ -n "$RAY_STARTED" ]; then "$VENV/bin/ray" stop --force >/dev/null 2>&1 || true; fi
     rm -rf "$VENV" "$WORK"
 }
 trap cleanup EXIT
@@ -55,6 +56,35 @@ echo "== ray: pytest python/tests/test_ray*.py (timeout ${TESTS_TIMEOUT_S}s)"
         test_ray_data.py test_ray_serve.py test_ray_cluster.py
 )
 
-# Not yet: the README's "At scale" snippets (issue 22, item 4) are not written; when they
-# are, run them here unchanged.
+echo "== ray: the README's 'At scale' snippets, unchanged (timeout ${SNIPPET_TIMEOUT_S}s each)"
+python3 scripts/readme_snippets.py laptop > "$WORK/laptop.py"
+python3 scripts/readme_snippets.py laptop --expected > "$WORK/laptop.expected"
+python3 scripts/readme_snippets.py cluster > "$WORK/cluster.sh"
+export PATH="$VENV/bin:$PATH"
+(cd "$WORK" && timeout --kill-after=10 "$SNIPPET_TIMEOUT_S" python laptop.py > laptop.out 2> laptop.err) \
+    || { tail -20 "$WORK/laptop.err"; echo "the laptop snippet failed"; exit 1; }
+# Ray forwards its processes' log lines to the driver's stdout as "(name pid=...) ...", in
+# colour; what is left must be what the snippet's comments say it prints.
+grep -avE $'^(\x1b\\[[0-9;]*m)?\\([A-Za-z_][^ )]*( pid=[0-9]+[^)]*)?\\)' "$WORK/laptop.out" | diff -u "$WORK/laptop.expected" - \
+    || { echo "the laptop snippet printed other than its comments say"; exit 1; }
+
+# "An existing cluster": a head node started the way users start one, on loopback.
+mkdir -p "$WORK/ray-tmp"
+RAY_STARTED=1
+ray start --head --num-cpus 2 --include-dashboard=false --disable-usage-stats \
+    --temp-dir "$WORK/ray-tmp" > "$WORK/ray-start.log" 2>&1 || { cat "$WORK/ray-start.log"; exit 1; }
+(cd "$WORK" && timeout --kill-after=10 "$SNIPPET_TIMEOUT_S" bash -euo pipefail cluster.sh > cluster.out 2> cluster.err) \
+    || { tail -20 "$WORK/cluster.err"; echo "the cluster snippet failed"; exit 1; }
+python3 - "$WORK" <<'EOF'
+import json, sys
+from pathlib import Path
+work = Path(sys.argv[1])
+manifest = json.loads((work / "predictions" / "manifest.json").read_text())
+assert manifest["rows"] == 10000, manifest
+lines = (work / "cluster.out").read_text().strip().splitlines()
+outputs = json.loads(lines[-1])["outputs"]
+assert len(outputs) == 1 and len(outputs[0]) == 10, lines[-1][:200]
+print(f"   cluster snippet: {lines[0]}; serve answered {len(outputs)}x{len(outputs[0])}")
+EOF
+serve shutdown -y --address auto > /dev/null 2>&1 || true
 echo "== ray: ok"
