@@ -44,6 +44,11 @@ pub(super) enum Value {
     },
     /// Computed by a node that could not be read (and is reported).
     Unread,
+    /// A constant of strings (a classifier's class names): vecprop writes numbers only, so
+    /// the node that uses it is reported with what to do instead.
+    Strings {
+        name: String,
+    },
 }
 
 /// A graph output, as the walk found it.
@@ -88,10 +93,14 @@ pub(crate) fn walk(
     }
     let mut values = HashMap::new();
     for init in &graph.initializer {
-        values.insert(
-            init.name.clone(),
-            Value::Const(tensor::decode(init, model).map_err(invalid)?),
-        );
+        let value = if init.data_type == tensor::STRING {
+            Value::Strings {
+                name: init.name.clone(),
+            }
+        } else {
+            Value::Const(tensor::decode(init, model).map_err(invalid)?)
+        };
+        values.insert(init.name.clone(), value);
     }
     let inputs: Vec<_> = graph
         .input
@@ -558,7 +567,7 @@ impl Walker<'_> {
                 column: *column,
             },
             Some(Value::Dynamic { .. } | Value::Labels { .. }) => intermediate(),
-            Some(Value::Const(_) | Value::Ints(_)) => {
+            Some(Value::Const(_) | Value::Ints(_) | Value::Strings { .. }) => {
                 Output::NotComputed("a constant, not computed from the input".into())
             }
             Some(Value::Unread) | None => {
@@ -621,6 +630,7 @@ fn not_the_batch(value: &Value) -> String {
             ints.listing()
         ),
         Value::Labels { .. } => "it computes with class labels, which end the graph".into(),
+        Value::Strings { name } => format!("its input `{name}` is a tensor of strings"),
         _ => "its input is not the batch".into(),
     }
 }

@@ -171,6 +171,39 @@ mod tests {
             );
         }
     }
+    /// A classifier whose class labels are strings (skl2onnx's export of names such as
+    /// "cat") is refused at the node that maps indices to them, saying what to do, not
+    /// called an invalid file.
+    #[test]
+    fn string_class_labels_are_refused_at_their_node_with_the_remedy() {
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/skl_classifier.onnx");
+        let mut model =
+            proto::ModelProto::decode(std::fs::read(fixture).unwrap().as_slice()).unwrap();
+        let graph = model.graph.as_mut().unwrap();
+        let classes = graph
+            .initializer
+            .iter_mut()
+            .find(|t| t.name == "classes")
+            .expect("the fixture's class labels");
+        // The names themselves (string_data) are left out: vecprop never reads them.
+        classes.data_type = tensor::STRING;
+        classes.raw_data.clear();
+        classes.int64_data.clear();
+        classes.int32_data.clear();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strings.onnx");
+        std::fs::write(&path, model.encode_to_vec()).unwrap();
+
+        let error = load(BoundedFile::open(&path).unwrap(), None, None).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            matches!(&error, Error::UnsupportedOnnxNode { op_type, .. } if op_type.ends_with("ArrayFeatureExtractor")),
+            "{message}"
+        );
+        assert!(message.contains("(`classes`) are strings"), "{message}");
+        assert!(message.contains("LabelEncoder"), "{message}");
+    }
 }
 
 #[cfg(test)]

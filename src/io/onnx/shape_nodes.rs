@@ -264,6 +264,7 @@ impl Walker<'_> {
                 })
             }
             Value::Unread => Ok(Value::Unread),
+            Value::Strings { name } => Err(format!("`{name}` is a tensor of strings")),
         }
     }
 
@@ -323,6 +324,13 @@ impl Walker<'_> {
                     classes: Some(table.values.iter().map(|v| *v as i64).collect()),
                     column: *column,
                 })
+            }
+            (Some(Some(Value::Strings { name })), Some(Some(Value::Labels { .. }))) => {
+                Err(format!(
+                    "its class labels (`{name}`) are strings, and vecprop writes labels as int64: \
+                 fit the classifier on integer classes (sklearn's LabelEncoder maps names to \
+                 0..n-1 and back) and export it again"
+                ))
             }
             _ => Err(
                 "only the class labels (a 1-D integer constant) at an ArgMax's indices are \

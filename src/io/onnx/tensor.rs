@@ -54,6 +54,10 @@ impl Constant {
     }
 }
 
+/// ONNX's `DataType` code for strings (a classifier's class names, for one), which vecprop
+/// keeps apart from the numeric constants it decodes.
+pub(crate) const STRING: i32 = 8;
+
 /// The ONNX `DataType`s vecprop reads: (code, name, bytes per element).
 const TYPES: [(i32, &str, usize); 6] = [
     (1, "FLOAT", 4),
