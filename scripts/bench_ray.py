@@ -8,7 +8,7 @@ them) and every engine the same thread count (all cores).
 
   * Ray Data: --rows x 784 float32 rows, put in Ray's object store once (from_numpy, 64
     blocks); then, in rounds that alternate the engines, `map_batches` with one actor
-    (the engine uses every core) and batches of --batch-size rows, the outputs collected on
+    (the engine uses every core) and batches of one block (or --batch-size rows), the outputs collected on
     the driver. "direct" is `Model.predict` on the same in-memory rows in this process.
     Cells: the best round's rows/s; overhead = direct rows/s / Ray rows/s - 1; and the CPU
     seconds each role used in that round (read from /proc), which shows where Ray's time
@@ -201,7 +201,7 @@ def bench_data(args):
         del y
         for name, loader in LOADERS.items():
             seconds, rows, after_first_s, after_first_rows, used = ray_data_job(
-                dataset, loader, args.batch_size
+                dataset, loader, args.batch_size or None
             )
             assert rows == args.rows, (name, rows)
             times["Ray Data + " + name].append(seconds)
@@ -313,8 +313,9 @@ def markdown(report):
              f"Run {report['date']}, load average before the run {report['load_before']}."]
     if "data" in report:
         data = report["data"]
+        batches = data["batch_size"] or f"one block ({data['rows'] // 64:,} rows)"
         lines += ["", f"Ray Data, {data['rows']:,} x 784 rows (784-512-256-10), one actor using every core, "
-                  f"batches of {data['batch_size']}, best of {len(next(iter(data['jobs'].values()))['rounds_s'])} "
+                  f"batches of {batches}, best of {len(next(iter(data['jobs'].values()))['rounds_s'])} "
                   "alternating rounds. \"whole job\" includes the actor's start; \"steady\" counts from "
                   "the first output batch.", "",
                   "| job | whole job | rows/s | overhead vs direct | steady rows/s | steady overhead "
@@ -367,7 +368,8 @@ def write_section(path, table):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--batch-size", type=int, default=8192)
+    parser.add_argument("--batch-size", type=int, default=0,
+                        help="rows per map_batches batch; 0 (the default): whole blocks, no re-batching copies")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--clients", default="1,8,64")

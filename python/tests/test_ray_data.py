@@ -139,9 +139,9 @@ def test_auto_device_is_the_gpu_ray_assigned():
         device_for("cuda", [], {})
 
 
-def run_infer(address, *args, timeout=180):
+def run_infer(address, *args, timeout=180, cwd=None):
     command = [sys.executable, "-m", "vecprop.ray", "infer", "--address", address, *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 
 def leftovers(folder):
@@ -161,6 +161,17 @@ def test_infer_entry_point_keeps_order_and_count(local_ray, model_path, tmp_path
     expected = vecprop.load(model_path).predict(np.concatenate(parts))
     assert np.array_equal(read_output(output, suffix), expected)
     assert leftovers(tmp_path) == []
+
+
+def test_infer_reads_relative_paths_from_the_callers_directory(local_ray, model_path, tmp_path):
+    # Ray's read tasks run in worker processes with their own working directory: relative
+    # paths must mean the caller's.
+    x = random_rows(500, WIDTH)
+    np.save(tmp_path / "x0.npy", x)
+    done = run_infer(local_ray, "--model", model_path, "--input", "x*.npy", "--output", "out",
+                     cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert np.array_equal(read_output(tmp_path / "out", ".npy"), vecprop.load(model_path).predict(x))
 
 
 def write_input(path, x):

@@ -74,9 +74,13 @@ def _ordered_parquet_sink(path, names):
 
 
 def input_files(pattern):
-    """The files a glob (or a list of globs) names, sorted, and their common format."""
+    """The files a glob (or a list of globs) names, as sorted absolute paths, and their
+    common format."""
     patterns = [pattern] if isinstance(pattern, (str, os.PathLike)) else list(pattern)
-    files = sorted({path for p in patterns for path in glob.glob(os.fspath(p), recursive=True)})
+    # Absolute: Ray's read tasks run in worker processes whose working directory is not ours.
+    files = sorted(
+        {os.path.abspath(path) for p in patterns for path in glob.glob(os.fspath(p), recursive=True)}
+    )
     if not files:
         raise ValueError(f"no input file matches {', '.join(map(str, patterns))}")
     formats = {_FORMATS.get(os.path.splitext(path)[1].lower()) for path in files}
