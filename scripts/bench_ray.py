@@ -166,7 +166,11 @@ def ray_data_job(dataset, loader, batch_size):
         fn_constructor_kwargs={"model": None, "device": "cpu", "loader": loader},
         batch_format="numpy",
         batch_size=batch_size,
-        compute=ray.data.ActorPoolStrategy(size=1),
+        # As vecprop.ray.infer runs it, for every engine: Ray batches the next input while
+        # the engine computes this one.
+        compute=ray.data.ActorPoolStrategy(
+            size=1, max_concurrent_calls_per_actor=vecprop.ray._infer.OVERLAPPED_CALLS
+        ),
         num_cpus=1,
     )
     rows, first, first_rows = 0, None, 0

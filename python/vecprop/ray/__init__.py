@@ -14,11 +14,22 @@ ray, this subpackage does.
 784-512-256-10 network of ``vecprop demo``'s timed part (random, seeded weights).
 """
 
+import importlib
+
 from ._default_model import default_model
 from ._device import assigned_device
 from ._infer import InferResult, infer
 from ._predictor import Predictor
-from ._serve import VecpropServer, app, deployment
+
+#: Loaded on first use: ray.serve costs a Ray Data actor 0.6 s of start-up to import
+#: (measured 2026-12-08), and a Predictor never needs it.
+_SERVE_NAMES = ("VecpropServer", "app", "deployment")
+
+
+def __getattr__(name):
+    if name in _SERVE_NAMES:
+        return getattr(importlib.import_module("._serve", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "InferResult",

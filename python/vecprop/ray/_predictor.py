@@ -17,6 +17,11 @@ class Predictor:
         ds.map_batches(vecprop.ray.Predictor, fn_constructor_kwargs={"model": "m.safetensors"},
                        batch_format="numpy", concurrency=2)
 
+    With ``compute=ray.data.ActorPoolStrategy(size=N, max_concurrent_calls_per_actor=2)``
+    instead of ``concurrency=N``, Ray prepares the next batch while the model computes
+    this one (the model still runs one batch at a time, on every core), as
+    :func:`vecprop.ray.infer` does.
+
     The model is loaded once, when Ray builds the actor. Each batch is a dict of column
     arrays (or a bare 2-D array); the input is ``column`` or, by default, the batch's only
     2-D (tensor) column. The result keeps the batch's other columns, drops the input (unless
