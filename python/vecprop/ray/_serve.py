@@ -18,6 +18,10 @@ DEFAULT_MAX_BATCH_SIZE = 64
 DEFAULT_BATCH_WAIT_TIMEOUT_S = 0.002
 #: Requests a replica holds at once: enough for full batches while the previous one runs.
 DEFAULT_MAX_ONGOING_REQUESTS = 256
+#: Merged batches of at most this many rows run on the event loop itself: the default
+#: network takes <= 150 us for 64 rows on the CPU, less than handing the pass to a thread
+#: and back costs on a busy 2-core machine.
+INLINE_ROWS = 256
 #: How many recent batch sizes a replica remembers (see ``VecpropServer.batch_sizes``).
 _BATCH_HISTORY = 10_000
 HEALTH_PATH = "/healthz"
@@ -57,7 +61,8 @@ class VecpropServer:
         self.max_body_bytes = max_body_bytes
         self.recent_batch_sizes = collections.deque(maxlen=_BATCH_HISTORY)
         self.predict_merged.set_max_batch_size(max_batch_size)
-        self.predict_merged.set_batch_wait_timeout_s(batch_wait_timeout_s)
+        self.batch_wait_timeout_s = batch_wait_timeout_s
+        self.predicting = 0  # requests between parsing and their reply
 
     async def __call__(self, request):
         try:
@@ -102,7 +107,16 @@ class VecpropServer:
         if not self.batching:
             self.recent_batch_sizes.append(1)
             return self.model(x), 1
-        return await self.predict_merged(x)
+        # A batch's first request waits for others only when others are on their way:
+        # alone, it would wait batch_wait_timeout_s for nobody (one closed-loop client went
+        # from 74 to about 140 req/s, 2026-12-08).
+        self.predicting += 1
+        try:
+            alone = self.predicting == 1
+            self.predict_merged.set_batch_wait_timeout_s(0.0 if alone else self.batch_wait_timeout_s)
+            return await self.predict_merged(x)
+        finally:
+            self.predicting -= 1
 
     @serve.batch(max_batch_size=DEFAULT_MAX_BATCH_SIZE, batch_wait_timeout_s=DEFAULT_BATCH_WAIT_TIMEOUT_S)
     async def predict_merged(self, inputs):
@@ -110,9 +124,12 @@ class VecpropServer:
         merged = len(inputs)
         self.recent_batch_sizes.append(merged)
         x = inputs[0] if merged == 1 else np.concatenate(inputs)
-        # The pass runs off the event loop (vecprop releases the GIL), which meanwhile
-        # gathers the next batch.
-        y = await asyncio.get_running_loop().run_in_executor(None, self.model, x)
+        if len(x) <= INLINE_ROWS:
+            y = self.model(x)
+        else:
+            # A long pass runs off the event loop (vecprop releases the GIL), which
+            # meanwhile gathers the next batch.
+            y = await asyncio.get_running_loop().run_in_executor(None, self.model, x)
         ends = np.cumsum([len(part) for part in inputs])[:-1]
         return [(part, merged) for part in np.split(y, ends)]
 
