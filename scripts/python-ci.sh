@@ -23,6 +23,12 @@ echo "== python: fresh venv ($("$PYTHON" --version)) in $VENV"
 echo "== python: pip install ./python"
 "$VENV/bin/python" -m pip install --disable-pip-version-check ./python
 
+echo "== python: NumPy reads the .npy files the Rust library writes (the test plain cargo test ignores)"
+numpy_test=$(PATH="$VENV/bin:$PATH" cargo test --test all -- --ignored --exact io::numpy_reads_what_we_write 2>&1) \
+    || { echo "$numpy_test"; exit 1; }
+# A renamed test would match nothing and "pass": insist that exactly this one ran.
+grep -q "test result: ok. 1 passed" <<< "$numpy_test" || { echo "$numpy_test"; echo "the numpy test did not run"; exit 1; }
+
 echo "== python: pytest"
 # From python/tests' parent, but against the installed package, not the source folder.
 cd python/tests

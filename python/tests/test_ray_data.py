@@ -1,6 +1,7 @@
 """vecprop.ray on Ray Data, on a real local Ray (2 CPUs, loopback, no dashboard)."""
 
 import os
+import shutil
 import subprocess
 import sys
 import tracemalloc
@@ -164,11 +165,12 @@ def test_infer_entry_point_keeps_order_and_count(local_ray, model_path, tmp_path
 
 
 def test_infer_reads_relative_paths_from_the_callers_directory(local_ray, model_path, tmp_path):
-    # Ray's read tasks run in worker processes with their own working directory: relative
-    # paths must mean the caller's.
+    # Ray's read tasks and actors run in worker processes with their own working directory:
+    # relative paths (inputs, model, output) must mean the caller's.
     x = random_rows(500, WIDTH)
     np.save(tmp_path / "x0.npy", x)
-    done = run_infer(local_ray, "--model", model_path, "--input", "x*.npy", "--output", "out",
+    shutil.copy(model_path, tmp_path / "m.safetensors")
+    done = run_infer(local_ray, "--model", "m.safetensors", "--input", "x*.npy", "--output", "out",
                      cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert np.array_equal(read_output(tmp_path / "out", ".npy"), vecprop.load(model_path).predict(x))

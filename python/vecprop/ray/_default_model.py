@@ -1,5 +1,7 @@
 """The model used when none is named: 784-512-256-10 (sigmoid, relu, linear)."""
 
+import os
+
 import numpy as np
 
 import vecprop
@@ -26,6 +28,13 @@ def default_layers():
 def default_model(device="cpu", dtype=None):
     """The default 784-512-256-10 network, compiled for ``device``."""
     return vecprop.from_arrays(default_layers(), list(DEFAULT_ACTIVATIONS), device=device, dtype=dtype)
+
+
+def callers_path(model):
+    """``model`` as the caller meant it: a relative file path made absolute against the
+    caller's working directory (Ray's actors and replicas run in directories of their
+    own), None (the default model) as it is."""
+    return None if model is None else os.path.abspath(os.fspath(model))
 
 
 def load_model(model, device, **options):

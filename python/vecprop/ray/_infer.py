@@ -16,6 +16,7 @@ import tempfile
 
 import numpy as np
 
+from ._default_model import callers_path
 from ._device import AUTO
 from ._predictor import OUTPUT_COLUMN, Predictor
 
@@ -153,6 +154,7 @@ def infer(
     import ray
 
     files, format = input_files(inputs)
+    model = callers_path(model)
     output = os.path.abspath(os.fspath(output))
     output_format = output_format or format
     if output_format not in (NUMPY, PARQUET):

@@ -9,7 +9,7 @@ from ray import serve
 from starlette.responses import Response
 
 from . import _http
-from ._default_model import load_model
+from ._default_model import callers_path, load_model
 from ._device import AUTO, assigned_device
 
 #: Requests one forward pass merges, at most, unless told otherwise.
@@ -156,8 +156,8 @@ def deployment(
     max_ongoing_requests=DEFAULT_MAX_ONGOING_REQUESTS,
     **server_options,
 ):
-    """A Serve application of :class:`VecpropServer` for ``model`` (a file, or None for the
-    default model), ready for ``serve.run``.
+    """A Serve application of :class:`VecpropServer` for ``model`` (a file, a relative path
+    meaning the caller's directory, or None for the default model), ready for ``serve.run``.
 
     ``num_replicas`` or ``autoscaling_config`` scale it; ``ray_actor_options={"num_gpus": 1}``
     gives each replica one GPU (and ``device="auto"`` uses it). ``server_options`` are
@@ -171,7 +171,7 @@ def deployment(
         ray_actor_options=ray_actor_options or {},
         **scaling,
     )
-    return options.bind(model, **server_options)
+    return options.bind(callers_path(model), **server_options)
 
 
 #: How each ``serve run vecprop.ray:app key=value`` argument is read from its text.
