@@ -8,7 +8,6 @@
 //! a softmax row that holds a NaN or a `+∞` is all NaN.
 
 mod math;
-pub(crate) mod vector;
 
 use std::fmt;
 use std::hash::{Hash, Hasher};

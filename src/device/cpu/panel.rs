@@ -20,15 +20,10 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use pulp::Simd;
 
 use super::packed::{PackedWeights, PANEL};
-use super::prefetch::Prefetcher;
-use crate::activation::vector::{LeakyRelu, Linear, Relu, Sigmoid, VectorActivation};
 use crate::activation::Activation;
 
 /// Rows per tile in the main loop over a batch.
 pub const TILE_ROWS: usize = 6;
-
-/// How far ahead of the row block being computed the kernel prefetches its rows.
-const PREFETCH_ROWS_AHEAD: usize = 2 * TILE_ROWS;
 
 /// Panels per column chunk: every row block of a chunk runs before the next chunk starts, so
 /// the chunk's slice of `W` is read from L1/L2 rather than memory by all but the first.
@@ -64,7 +59,6 @@ pub(super) fn panel_dense(
         panels,
         activation,
         out,
-        prefetch: Prefetcher::new(),
     });
 }
 
@@ -79,7 +73,6 @@ struct PanelDense<'a, 'w> {
     panels: Range<usize>,
     activation: Activation,
     out: ArrayViewMut2<'a, f32>,
-    prefetch: Prefetcher,
 }
 
 impl pulp::WithSimd for PanelDense<'_, '_> {
@@ -87,46 +80,22 @@ impl pulp::WithSimd for PanelDense<'_, '_> {
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        // The activations with a vector form run on the accumulators; the others after the
-        // store, over each stored panel.
-        match self.activation {
-            Activation::Linear => self.lanes(simd, Linear),
-            Activation::Relu => self.lanes(simd, Relu),
-            Activation::LeakyRelu { slope } => self.lanes(simd, LeakyRelu(slope)),
-            Activation::Sigmoid => self.lanes(simd, Sigmoid),
-            _ => self.lanes(simd, Linear),
+        // V, vectors per panel, must be a constant for the accumulator arrays.
+        match S::F32_LANES {
+            16 => self.run::<S, 1>(simd),
+            8 => self.run::<S, 2>(simd),
+            4 => self.run::<S, 4>(simd),
+            lanes => {
+                assert_eq!(lanes, 1, "no SIMD level divides a panel of {PANEL}");
+                self.run::<S, 16>(simd)
+            }
         }
     }
 }
 
 impl PanelDense<'_, '_> {
-    /// The activation that runs over stored panels: `None` where `g` runs in registers.
-    fn row_pass(&self) -> Option<Activation> {
-        match self.activation {
-            Activation::Linear
-            | Activation::Relu
-            | Activation::LeakyRelu { .. }
-            | Activation::Sigmoid => None,
-            other => Some(other),
-        }
-    }
-
     #[inline(always)]
-    fn lanes<S: Simd, G: VectorActivation>(self, simd: S, g: G) {
-        // V, vectors per panel, must be a constant for the accumulator arrays.
-        match S::F32_LANES {
-            16 => self.run::<S, 1, G>(simd, g),
-            8 => self.run::<S, 2, G>(simd, g),
-            4 => self.run::<S, 4, G>(simd, g),
-            lanes => {
-                assert_eq!(lanes, 1, "no SIMD level divides a panel of {PANEL}");
-                self.run::<S, 16, G>(simd, g)
-            }
-        }
-    }
-
-    #[inline(always)]
-    fn run<S: Simd, const V: usize, G: VectorActivation>(mut self, simd: S, g: G) {
+    fn run<S: Simd, const V: usize>(mut self, simd: S) {
         let rows = self.input.nrows();
         // With 32 vector registers (AVX-512) a tile spans the whole chunk; with 16 (AVX2),
         // the fewer the rows the more panels, to keep 8 to 12 accumulators in flight.
@@ -137,23 +106,23 @@ impl PanelDense<'_, '_> {
             let mut row = 0;
             while rows - row >= TILE_ROWS {
                 if wide {
-                    self.row_block::<S, V, TILE_ROWS, 4, G>(simd, g, row, chunk.clone());
+                    self.row_block::<S, V, TILE_ROWS, 4>(simd, row, chunk.clone());
                 } else {
-                    self.row_block::<S, V, TILE_ROWS, 1, G>(simd, g, row, chunk.clone());
+                    self.row_block::<S, V, TILE_ROWS, 1>(simd, row, chunk.clone());
                 }
                 row += TILE_ROWS;
             }
             match (rows - row, wide) {
                 (0, _) => {}
-                (1, _) => self.row_block::<S, V, 1, 4, G>(simd, g, row, chunk.clone()),
-                (2, true) => self.row_block::<S, V, 2, 4, G>(simd, g, row, chunk.clone()),
-                (2, false) => self.row_block::<S, V, 2, 3, G>(simd, g, row, chunk.clone()),
-                (3, true) => self.row_block::<S, V, 3, 4, G>(simd, g, row, chunk.clone()),
-                (3, false) => self.row_block::<S, V, 3, 2, G>(simd, g, row, chunk.clone()),
-                (4, true) => self.row_block::<S, V, 4, 4, G>(simd, g, row, chunk.clone()),
-                (4, false) => self.row_block::<S, V, 4, 1, G>(simd, g, row, chunk.clone()),
-                (_, true) => self.row_block::<S, V, 5, 4, G>(simd, g, row, chunk.clone()),
-                (_, false) => self.row_block::<S, V, 5, 1, G>(simd, g, row, chunk.clone()),
+                (1, _) => self.row_block::<S, V, 1, 4>(simd, row, chunk.clone()),
+                (2, true) => self.row_block::<S, V, 2, 4>(simd, row, chunk.clone()),
+                (2, false) => self.row_block::<S, V, 2, 3>(simd, row, chunk.clone()),
+                (3, true) => self.row_block::<S, V, 3, 4>(simd, row, chunk.clone()),
+                (3, false) => self.row_block::<S, V, 3, 2>(simd, row, chunk.clone()),
+                (4, true) => self.row_block::<S, V, 4, 4>(simd, row, chunk.clone()),
+                (4, false) => self.row_block::<S, V, 4, 1>(simd, row, chunk.clone()),
+                (_, true) => self.row_block::<S, V, 5, 4>(simd, row, chunk.clone()),
+                (_, false) => self.row_block::<S, V, 5, 1>(simd, row, chunk.clone()),
             }
             chunk_start = chunk.end;
         }
@@ -162,10 +131,9 @@ impl PanelDense<'_, '_> {
     /// Rows `row..row + R` against the panels of `chunk`, `P` panels at a time, then one at a
     /// time for the chunk's last few.
     #[inline(always)]
-    fn row_block<S: Simd, const V: usize, const R: usize, const P: usize, G: VectorActivation>(
+    fn row_block<S: Simd, const V: usize, const R: usize, const P: usize>(
         &mut self,
         simd: S,
-        g: G,
         row: usize,
         chunk: Range<usize>,
     ) {
@@ -175,47 +143,22 @@ impl PanelDense<'_, '_> {
             let slice = input.row(row + r).to_slice();
             &slice.expect("contiguous input rows")[..inputs]
         });
-        self.prefetch_ahead(row + PREFETCH_ROWS_AHEAD, R, chunk.clone());
         let mut panel = chunk.start;
         while chunk.end - panel >= P {
-            self.tile::<S, V, R, P, G>(simd, g, a, row, panel);
+            self.tile::<S, V, R, P>(simd, a, row, panel);
             panel += P;
         }
         while panel < chunk.end {
-            self.tile::<S, V, R, 1, G>(simd, g, a, row, panel);
+            self.tile::<S, V, R, 1>(simd, a, row, panel);
             panel += 1;
         }
     }
 
-    /// Prefetch hints for rows `first..first + rows` (those that exist): their inputs, on the
-    /// first chunk's pass, and their outputs in `chunk`'s columns.
+    /// One `R × P` tile: rows `row..row + R`, panels `panel..panel + P`.
     #[inline(always)]
-    fn prefetch_ahead(&self, first: usize, rows: usize, chunk: Range<usize>) {
-        let end = self.input.nrows().min(first + rows);
-        let first_column = (chunk.start - self.panels.start) * PANEL;
-        let last_column = self
-            .out
-            .ncols()
-            .min((chunk.end - self.panels.start) * PANEL);
-        for row in first..end {
-            if chunk.start == self.panels.start {
-                if let Some(input) = self.input.row(row).to_slice() {
-                    self.prefetch.for_reading(input);
-                }
-            }
-            if let Some(out) = self.out.row(row).to_slice() {
-                self.prefetch.for_writing(&out[first_column..last_column]);
-            }
-        }
-    }
-
-    /// One `R × P` tile: rows `row..row + R`, panels `panel..panel + P`; `g` on the
-    /// accumulators, then one store of each.
-    #[inline(always)]
-    fn tile<S: Simd, const V: usize, const R: usize, const P: usize, G: VectorActivation>(
+    fn tile<S: Simd, const V: usize, const R: usize, const P: usize>(
         &mut self,
         simd: S,
-        g: G,
         a: [&[f32]; R],
         row: usize,
         panel: usize,
@@ -245,33 +188,24 @@ impl PanelDense<'_, '_> {
         }
         let first_column = (panel - self.panels.start) * PANEL;
         let width = (P * PANEL).min(self.out.ncols() - first_column);
-        let row_pass = self.row_pass();
         for (r, mut tile_row) in acc.into_iter().enumerate() {
-            for value in tile_row.as_flattened_mut() {
-                *value = g.apply(simd, *value);
-            }
             let mut out_row = self.out.row_mut(row + r);
             let out_row = out_row.as_slice_mut().expect("contiguous output rows");
             let out = &mut out_row[first_column..first_column + width];
             if width == P * PANEL {
-                // A whole tile: vector stores, then (for activations without a vector
-                // form) g over fixed-size panels in place.
+                // A whole tile: vector stores, then g over fixed-size panels in place.
                 let vectors = S::as_mut_simd_f32s(out).0;
                 for (dst, &value) in vectors.iter_mut().zip(tile_row.as_flattened()) {
                     *dst = value;
                 }
-                if let Some(activation) = row_pass {
-                    for panel in pulp::as_arrays_mut::<PANEL, _>(out).0 {
-                        activation.apply_row(panel);
-                    }
+                for panel in pulp::as_arrays_mut::<PANEL, _>(out).0 {
+                    self.activation.apply_row(panel);
                 }
             } else {
                 // The layer's last, partial panel: through the stack.
                 let values: &mut [f32] = bytemuck::cast_slice_mut(tile_row.as_flattened_mut());
                 let values = &mut values[..width];
-                if let Some(activation) = row_pass {
-                    activation.apply_row(values);
-                }
+                self.activation.apply_row(values);
                 out.copy_from_slice(values);
             }
         }
@@ -311,30 +245,6 @@ mod tests {
                 for (g, w) in out.iter().zip(&want) {
                     assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "{rows}x{units}");
                 }
-            }
-        }
-    }
-
-    #[test]
-    fn activations_in_registers_and_after_the_store_match_the_scalar_forms() {
-        // Sigmoid runs on the accumulators, tanh over the stored panels; 70 units end in a
-        // partial panel, 13 rows in a remainder block.
-        for activation in [Activation::Sigmoid, Activation::Tanh, Activation::Relu] {
-            let input = crate::tensor::random_batch(13, 9, 3);
-            let weight = crate::tensor::random_batch(9, 70, 4);
-            let bias: Vec<f32> = (0..70).map(|j| j as f32 * 0.05 - 1.0).collect();
-            let packed = PackedWeights::new(weight.view(), &bias);
-            let mut out = Array2::from_elem((13, 70), f32::NAN);
-            panel_dense(
-                input.view(),
-                &packed,
-                0..packed.panels(),
-                activation,
-                out.view_mut(),
-            );
-            let want = naive(&input, &weight, &bias).mapv(|z| activation.apply(z));
-            for (g, w) in out.iter().zip(&want) {
-                assert!((g - w).abs() <= 1e-6 * w.abs().max(1.0), "{activation}");
             }
         }
     }
