@@ -9,6 +9,7 @@ mod layer;
 mod packed;
 mod panel;
 mod plan;
+mod prefetch;
 mod small_batch;
 mod spin_worker;
 

@@ -20,10 +20,14 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use pulp::Simd;
 
 use super::packed::{PackedWeights, PANEL};
+use super::prefetch::Prefetcher;
 use crate::activation::Activation;
 
 /// Rows per tile in the main loop over a batch.
 pub const TILE_ROWS: usize = 6;
+
+/// How far ahead of the row block being computed the kernel prefetches its rows.
+const PREFETCH_ROWS_AHEAD: usize = 2 * TILE_ROWS;
 
 /// Panels per column chunk: every row block of a chunk runs before the next chunk starts, so
 /// the chunk's slice of `W` is read from L1/L2 rather than memory by all but the first.
@@ -59,6 +63,7 @@ pub(super) fn panel_dense(
         panels,
         activation,
         out,
+        prefetch: Prefetcher::new(),
     });
 }
 
@@ -73,6 +78,7 @@ struct PanelDense<'a, 'w> {
     panels: Range<usize>,
     activation: Activation,
     out: ArrayViewMut2<'a, f32>,
+    prefetch: Prefetcher,
 }
 
 impl pulp::WithSimd for PanelDense<'_, '_> {
@@ -143,6 +149,7 @@ impl PanelDense<'_, '_> {
             let slice = input.row(row + r).to_slice();
             &slice.expect("contiguous input rows")[..inputs]
         });
+        self.prefetch_ahead(row + PREFETCH_ROWS_AHEAD, R, chunk.clone());
         let mut panel = chunk.start;
         while chunk.end - panel >= P {
             self.tile::<S, V, R, P>(simd, a, row, panel);
@@ -151,6 +158,28 @@ impl PanelDense<'_, '_> {
         while panel < chunk.end {
             self.tile::<S, V, R, 1>(simd, a, row, panel);
             panel += 1;
+        }
+    }
+
+    /// Prefetch hints for rows `first..first + rows` (those that exist): their inputs, on the
+    /// first chunk's pass, and their outputs in `chunk`'s columns.
+    #[inline(always)]
+    fn prefetch_ahead(&self, first: usize, rows: usize, chunk: Range<usize>) {
+        let end = self.input.nrows().min(first + rows);
+        let first_column = (chunk.start - self.panels.start) * PANEL;
+        let last_column = self
+            .out
+            .ncols()
+            .min((chunk.end - self.panels.start) * PANEL);
+        for row in first..end {
+            if chunk.start == self.panels.start {
+                if let Some(input) = self.input.row(row).to_slice() {
+                    self.prefetch.for_reading(input);
+                }
+            }
+            if let Some(out) = self.out.row(row).to_slice() {
+                self.prefetch.for_writing(&out[first_column..last_column]);
+            }
         }
     }
 
