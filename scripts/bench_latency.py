@@ -40,6 +40,7 @@ import time
 import sys
 
 import numpy as np
+from bench_report import replace_section
 import onnxruntime as ort
 import torch
 from torch import nn
@@ -281,15 +282,7 @@ def main():
     table = "\n".join(lines)
     print(table)
     if args.write:
-        with open(args.write) as f:
-            text = f.read()
-        if BEGIN in text and END in text:
-            head, rest = text.split(BEGIN, 1)
-            text = head + BEGIN + "\n" + table + "\n" + END + rest.split(END, 1)[1]
-        else:
-            text = text.rstrip("\n") + "\n\n" + BEGIN + "\n" + table + "\n" + END + "\n"
-        with open(args.write, "w") as f:
-            f.write(text)
+        replace_section(args.write, BEGIN, END, table)
 
 
 if __name__ == "__main__":

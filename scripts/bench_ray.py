@@ -42,6 +42,7 @@ from ray import serve
 
 import vecprop
 import vecprop.ray
+from bench_report import replace_section
 from vecprop.ray._default_model import DEFAULT_ACTIVATIONS, default_layers
 
 THREADS = os.cpu_count()
@@ -357,18 +358,6 @@ def markdown(report):
     return "\n".join(lines)
 
 
-def write_section(path, table):
-    with open(path) as handle:
-        text = handle.read()
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + BEGIN + "\n" + table + "\n" + END + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + BEGIN + "\n" + table + "\n" + END + "\n"
-    with open(path, "w") as handle:
-        handle.write(text)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -407,7 +396,7 @@ def main():
         with open(args.json, "w") as handle:
             handle.write(text)
     if args.write:
-        write_section(args.write, markdown(json.loads(text)))
+        replace_section(args.write, BEGIN, END, markdown(json.loads(text)))
 
 
 if __name__ == "__main__":

@@ -48,6 +48,21 @@ OWN = ("narrow", "narrow_mma", "splitk", "simt_warp", "wgmma", "auto")
 DTYPE_ORDER = {"f32": 0, "f16": 1, "bf16": 2}
 
 
+def replace_section(path, begin, end, text):
+    """Puts ``text`` between the markers ``begin`` and ``end`` of the Markdown file ``path``
+    (the old section's text goes), or appends markers and text when the file has none."""
+    with open(path) as handle:
+        whole = handle.read()
+    section = begin + "\n" + text + "\n" + end
+    if begin in whole and end in whole:
+        head, rest = whole.split(begin, 1)
+        whole = head + section + rest.split(end, 1)[1]
+    else:
+        whole = whole.rstrip("\n") + "\n\n" + section + "\n"
+    with open(path, "w") as handle:
+        handle.write(whole)
+
+
 def load(path, source):
     """The report in `path`, with each row tagged by its source; exits with a message if
     the file cannot be read."""

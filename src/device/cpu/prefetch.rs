@@ -27,12 +27,7 @@ impl Prefetcher {
     #[inline(always)]
     pub(super) fn for_reading(self, data: &[f32]) {
         #[cfg(target_arch = "x86_64")]
-        if let Some(sse) = self.sse {
-            use std::arch::x86_64::_MM_HINT_T0;
-            for line in data.chunks(LINE_FLOATS) {
-                sse._mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast());
-            }
-        }
+        self.lines::<{ std::arch::x86_64::_MM_HINT_T0 }>(data);
         #[cfg(not(target_arch = "x86_64"))]
         let _ = data;
     }
@@ -44,13 +39,19 @@ impl Prefetcher {
     #[inline(always)]
     pub(super) fn for_writing(self, data: &[f32]) {
         #[cfg(target_arch = "x86_64")]
-        if let Some(sse) = self.sse {
-            use std::arch::x86_64::_MM_HINT_ET0;
-            for line in data.chunks(LINE_FLOATS) {
-                sse._mm_prefetch::<_MM_HINT_ET0>(line.as_ptr().cast());
-            }
-        }
+        self.lines::<{ std::arch::x86_64::_MM_HINT_ET0 }>(data);
         #[cfg(not(target_arch = "x86_64"))]
         let _ = data;
+    }
+
+    /// One `_mm_prefetch` with hint `HINT` per cache line of `data`.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn lines<const HINT: i32>(self, data: &[f32]) {
+        if let Some(sse) = self.sse {
+            for line in data.chunks(LINE_FLOATS) {
+                sse._mm_prefetch::<HINT>(line.as_ptr().cast());
+            }
+        }
     }
 }
